@@ -1,0 +1,250 @@
+//! The recurrent drivers shared by every cell: one fused dispatch per timestep and layer, both
+//! directions at once (workgroup z = direction). The host appends one cell file (lstm.wgsl,
+//! gru.wgsl, elman.wgsl) that defines G (gates), S (values saved per unit for the backward),
+//! SPLIT (whether input-side and hidden-side gate gradients differ), cell_forward and
+//! cell_backward.
+//!
+//!   step_forward   h_{t-1} W_hh^T + b_hh, gate nonlinearities, state update, output row
+//!   step_backward  dh = dgates_{t+1} W_hh + dh_carry + dy_t, then the cell's gate gradients
+//!
+//! Each invocation owns one hidden unit j for four batch elements (b0..b0+3): it reads a W_hh
+//! row once per four batch rows, and neighbouring invocations own neighbouring units.
+//!
+//! Step s processes time t = s in the forward direction (d = 0) and t = T-1-s in the reverse one
+//! (d = 1). With per-sequence lengths, a step at t >= len_b leaves the state unchanged and writes
+//! a zero output row: the forward direction's final state is its state at len_b-1, and the
+//! reverse direction starts at len_b-1 from h0 (PyTorch's packed-sequence semantics).
+//!
+//! State layouts. Training (flag 1): h and c keep every state, [D, T+1, B, H]: the forward
+//! direction's state before time t is slot t and after it slot t+1; the reverse direction's is
+//! slot t+1 before and slot t after. Inference: a ping-pong pair [2, D, B, H], slot s%2 before
+//! step s and (s+1)%2 after.
+
+struct Step {
+  seq: u32,       // T
+  batch: u32,     // B
+  hidden: u32,    // H
+  dirs: u32,      // D
+  iter: u32,      // forward: step s; backward: iteration k = T-1-s (k = T: the final dispatch)
+  flags: u32,     // 1 train layout, 2 bias, 4 lengths, 8 upstream dy present
+  h0_off: u32,    // backward: element offset of this layer's rows in dh0 / dc0 ([L*D, B, H])
+}
+
+const F_TRAIN: u32 = 1u;
+const F_BIAS: u32 = 2u;
+const F_LENGTHS: u32 = 4u;
+const F_DY: u32 = 8u;
+
+@group(0) @binding(0) var<uniform> p: Step;
+
+fn has(f: u32) -> bool { return (p.flags & f) != 0u; }
+
+fn time_of(d: u32, s: u32) -> u32 { return select(p.seq - 1u - s, s, d == 0u); }
+
+fn is_valid(t: u32, b: u32) -> bool {
+  if (!has(F_LENGTHS)) { return true; }
+  return t < lengths[b];
+}
+
+// Index of state element (d, b, j) before (newer = false) or after (newer = true) time t,
+// processed at step s.
+fn state_at(d: u32, t: u32, s: u32, b: u32, j: u32, newer: bool) -> u32 {
+  let B = p.batch; let H = p.hidden;
+  if (has(F_TRAIN)) {
+    var slot = t;
+    if ((d == 0u) == newer) { slot = t + 1u; }
+    return ((d * (p.seq + 1u) + slot) * B + b) * H + j;
+  }
+  let slot = (s + select(0u, 1u, newer)) & 1u;
+  return ((slot * p.dirs + d) * B + b) * H + j;
+}
+
+fn clamp_b(b: u32) -> u32 { return min(b, p.batch - 1u); }
+
+// ---------------------------------------------------------------------------------------------
+// Forward step.
+
+@group(1) @binding(0) var<storage, read> w_hh: array<f32>;          // [D, G*H, H]
+@group(1) @binding(1) var<storage, read> b_hh: array<f32>;          // [D, G*H]
+@group(1) @binding(2) var<storage, read> xproj: array<f32>;         // [D, T, B, G*H], incl. b_ih
+@group(1) @binding(3) var<storage, read> lengths: array<u32>;       // [B]
+@group(1) @binding(4) var<storage, read_write> hs: array<f32>;      // see "State layouts"
+@group(1) @binding(5) var<storage, read_write> cs: array<f32>;      // LSTM cell state, same layout
+@group(1) @binding(6) var<storage, read_write> y: array<f32>;       // [T, B, D*H]
+@group(1) @binding(7) var<storage, read_write> saved: array<f32>;   // [D, T, B, S*H] (training)
+
+@compute @workgroup_size(64)
+fn step_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let j = gid.x;
+  let b0 = gid.y * 4u;
+  let d = gid.z;
+  let H = p.hidden;
+  let B = p.batch;
+  if (j >= H || b0 >= B) { return; }
+  let GH = G * H;
+  let s = p.iter;
+  let t = time_of(d, s);
+
+  // Recurrent product for unit j of every gate, four batch rows at once.
+  let hb = vec4<u32>(state_at(d, t, s, clamp_b(b0), 0u, false),
+                     state_at(d, t, s, clamp_b(b0 + 1u), 0u, false),
+                     state_at(d, t, s, clamp_b(b0 + 2u), 0u, false),
+                     state_at(d, t, s, clamp_b(b0 + 3u), 0u, false));
+  var acc: array<vec4<f32>, G>;
+  for (var g = 0u; g < G; g++) { acc[g] = vec4<f32>(0.0); }
+  let wbase = d * GH * H + j * H;
+  for (var k = 0u; k < H; k++) {
+    let hv = vec4<f32>(hs[hb.x + k], hs[hb.y + k], hs[hb.z + k], hs[hb.w + k]);
+    for (var g = 0u; g < G; g++) {
+      acc[g] = fma(vec4<f32>(w_hh[wbase + g * H * H + k]), hv, acc[g]);
+    }
+  }
+
+  for (var q = 0u; q < 4u; q++) {
+    let b = b0 + q;
+    if (b >= B) { break; }
+    let ip = state_at(d, t, s, b, j, false);
+    let io = state_at(d, t, s, b, j, true);
+    let h_prev = hs[ip];
+    var c_prev = 0.0;
+    if (G == 4u) { c_prev = cs[ip]; }
+    let yi = (t * B + b) * p.dirs * H + d * H + j;
+    let xrow = ((d * p.seq + t) * B + b) * GH;
+    let srow = ((d * p.seq + t) * B + b) * S * H;
+    if (is_valid(t, b)) {
+      var xg: array<f32, 4>;
+      var hg: array<f32, 4>;
+      for (var g = 0u; g < G; g++) {
+        xg[g] = xproj[xrow + g * H + j];
+        var r = acc[g][q];
+        if (has(F_BIAS)) { r += b_hh[d * GH + g * H + j]; }
+        hg[g] = r;
+      }
+      let o = cell_forward(xg, hg, h_prev, c_prev);
+      hs[io] = o.h;
+      if (G == 4u) { cs[io] = o.c; }
+      y[yi] = o.h;
+      if (has(F_TRAIN)) {
+        for (var e = 0u; e < S; e++) { saved[srow + e * H + j] = o.save[e]; }
+      }
+    } else {
+      // Past this sequence's length: carry the state, emit zeros.
+      hs[io] = h_prev;
+      if (G == 4u) { cs[io] = c_prev; }
+      y[yi] = 0.0;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward step.
+
+@group(1) @binding(0) var<storage, read> bw_hh: array<f32>;           // [D, G*H, H]
+@group(1) @binding(1) var<storage, read> blengths: array<u32>;        // [B] (aliases `lengths`)
+@group(1) @binding(2) var<storage, read> bsaved: array<f32>;          // [D, T, B, S*H]
+@group(1) @binding(3) var<storage, read> bhs: array<f32>;             // [D, T+1, B, H]
+@group(1) @binding(4) var<storage, read> bcs: array<f32>;             // [D, T+1, B, H] (LSTM)
+@group(1) @binding(5) var<storage, read> dy: array<f32>;              // [T, B, D*H]
+@group(1) @binding(6) var<storage, read_write> dgx: array<f32>;       // [D, T, B, G*H]
+@group(1) @binding(7) var<storage, read_write> dgh: array<f32>;       // [D, T, B, G*H] (SPLIT)
+@group(1) @binding(8) var<storage, read_write> dhs: array<f32>;       // [2, D, B, H] carried dh
+@group(1) @binding(9) var<storage, read_write> dcs: array<f32>;       // [2, D, B, H] carried dc
+@group(1) @binding(10) var<storage, read_write> dh0: array<f32>;      // [L*D, B, H]
+@group(1) @binding(11) var<storage, read_write> dc0: array<f32>;      // [L*D, B, H] (LSTM)
+
+fn dg_hidden(i: u32) -> f32 {
+  if (SPLIT) { return dgh[i]; }
+  return dgx[i];
+}
+
+@compute @workgroup_size(64)
+fn step_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let j = gid.x;
+  let b0 = gid.y * 4u;
+  let d = gid.z;
+  let H = p.hidden;
+  let B = p.batch;
+  let T = p.seq;
+  if (j >= H || b0 >= B) { return; }
+  let GH = G * H;
+  let k = p.iter;
+  let is_final = k == T;
+  // This iteration processes step s = T-1-k; the step processed before it (later in the
+  // direction's own order) is sf = s+1 = T-k, whose hidden-side gate gradients feed dh here.
+  let sf = T - k;
+
+  var rec = vec4<f32>(0.0);
+  if (sf < T) {
+    let tf = time_of(d, sf);
+    let base = vec4<u32>(((d * T + tf) * B + clamp_b(b0)) * GH,
+                         ((d * T + tf) * B + clamp_b(b0 + 1u)) * GH,
+                         ((d * T + tf) * B + clamp_b(b0 + 2u)) * GH,
+                         ((d * T + tf) * B + clamp_b(b0 + 3u)) * GH);
+    let wbase = d * GH * H + j;
+    for (var r = 0u; r < GH; r++) {
+      let dg = vec4<f32>(dg_hidden(base.x + r), dg_hidden(base.y + r),
+                         dg_hidden(base.z + r), dg_hidden(base.w + r));
+      rec = fma(vec4<f32>(bw_hh[wbase + r * H]), dg, rec);
+    }
+  }
+
+  let cur = k & 1u;
+  let nxt = (k + 1u) & 1u;
+  for (var q = 0u; q < 4u; q++) {
+    let b = b0 + q;
+    if (b >= B) { break; }
+    let ci = ((cur * p.dirs + d) * B + b) * H + j;
+    let ni = ((nxt * p.dirs + d) * B + b) * H + j;
+    var dh = dhs[ci] + rec[q];
+    var dc = 0.0;
+    if (G == 4u) { dc = dcs[ci]; }
+    if (is_final) {
+      let oi = p.h0_off + (d * B + b) * H + j;
+      dh0[oi] = dh;
+      if (G == 4u) { dc0[oi] = dc; }
+      continue;
+    }
+    let s = T - 1u - k;
+    let t = time_of(d, s);
+    let grow = ((d * T + t) * B + b) * GH;
+    var valid = true;
+    if (has(F_LENGTHS)) { valid = t < blengths[b]; }
+    if (valid) {
+      if (has(F_DY)) { dh += dy[(t * B + b) * p.dirs * H + d * H + j]; }
+      let srow = ((d * T + t) * B + b) * S * H;
+      var sv: array<f32, 4>;
+      for (var e = 0u; e < S; e++) { sv[e] = bsaved[srow + e * H + j]; }
+      let ip = bstate(d, t, b, j, false);
+      let io = bstate(d, t, b, j, true);
+      var c_prev = 0.0;
+      var c_new = 0.0;
+      if (G == 4u) { c_prev = bcs[ip]; c_new = bcs[io]; }
+      let o = cell_backward(dh, dc, sv, bhs[ip], c_prev, bhs[io], c_new);
+      for (var g = 0u; g < G; g++) {
+        dgx[grow + g * H + j] = o.dgx[g];
+        if (SPLIT) { dgh[grow + g * H + j] = o.dgh[g]; }
+      }
+      dhs[ni] = o.dh_prev;
+      if (G == 4u) { dcs[ni] = o.dc_prev; }
+    } else {
+      // Padded step: no gate gradient, the state's gradient passes through unchanged.
+      for (var g = 0u; g < G; g++) {
+        dgx[grow + g * H + j] = 0.0;
+        if (SPLIT) { dgh[grow + g * H + j] = 0.0; }
+      }
+      dhs[ni] = dh;
+      if (G == 4u) { dcs[ni] = dc; }
+    }
+  }
+}
+
+// State index in the training history layout [D, T+1, B, H].
+fn bstate(d: u32, t: u32, b: u32, j: u32, newer: bool) -> u32 {
+  var slot = t;
+  if ((d == 0u) == newer) { slot = t + 1u; }
+  return ((d * (p.seq + 1u) + slot) * p.batch + b) * p.hidden + j;
+}
+
+fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
+// tanh saturates to +-1 in f32 long before 20; clamping keeps every driver away from inf/inf.
+fn tanh_c(x: f32) -> f32 { return tanh(clamp(x, -20.0, 20.0)); }

@@ -1,0 +1,283 @@
+//! The GPU context: instance, adapter, device and queue, the adapter's limits, and the caches
+//! (pipelines, pooled buffers) that every op shares.
+//!
+//! The adapter is chosen honouring wgpu's own `WGPU_BACKEND` (e.g. `vulkan`) and
+//! `WGPU_ADAPTER_NAME` (a case-insensitive substring of the adapter's name). The device is
+//! requested with the adapter's own limits, not wgpu's conservative defaults.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+use crate::pipeline::{Pipeline, PipelineKey};
+
+/// What to install when no adapter exists; part of the error message.
+pub const INSTALL_HINT: &str = "no Vulkan/Metal/DX12/GL adapter was found. On Debian/Ubuntu install \
+Mesa's software Vulkan driver with `apt-get install -y mesa-vulkan-drivers` (or a GPU driver), \
+or run `bash scripts/setup.sh`";
+
+/// Which implementation of a kernel family suits this adapter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GemmVariant {
+    /// 64x64 output tiles staged through workgroup memory: right for real GPUs.
+    Tiled,
+    /// No workgroup memory, no barriers, a 4x4 register block per invocation: right for CPU
+    /// adapters (lavapipe), where each barrier splits the shader and costs a lot.
+    RegBlock,
+}
+
+/// The GPU context. Create one per process and share it (`&Context` is `Sync`).
+pub struct Context {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    pub(crate) limits: wgpu::Limits,
+    pub(crate) features: wgpu::Features,
+    pub(crate) gemm_variant: GemmVariant,
+    pub(crate) pipelines: Mutex<HashMap<PipelineKey, Arc<Pipeline>>>,
+    pool: Mutex<Vec<Arc<wgpu::Buffer>>>,
+    pub(crate) uncaptured: Arc<Mutex<Vec<String>>>,
+}
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Context({} / {:?})", self.info.name, self.info.backend)
+    }
+}
+
+fn device_rank(t: wgpu::DeviceType) -> u32 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+fn backend_rank(b: wgpu::Backend) -> u32 {
+    match b {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        _ => 1,
+    }
+}
+
+impl Context {
+    /// Opens the best adapter: the one named by `WGPU_ADAPTER_NAME` if set, else a discrete GPU
+    /// before an integrated one before a CPU driver, Vulkan/Metal/DX12 before GL.
+    ///
+    /// Errors: [`Error::NoAdapter`] with what to install when nothing usable exists.
+    pub fn new() -> Result<Self> {
+        // Without WGPU_BACKEND, try the primary backends (Vulkan, Metal, DX12) first and probe
+        // GL only when none has an adapter: GL probing is slow and noisy on headless machines.
+        let candidates = match wgpu::Backends::from_env() {
+            Some(b) => vec![b],
+            None => vec![wgpu::Backends::PRIMARY, wgpu::Backends::SECONDARY],
+        };
+        let mut adapters = Vec::new();
+        for backends in candidates {
+            let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+            desc.backends = backends;
+            desc.flags = wgpu::InstanceFlags::default().with_env();
+            let instance = wgpu::Instance::new(desc);
+            adapters = pollster::block_on(instance.enumerate_adapters(backends));
+            if !adapters.is_empty() {
+                break;
+            }
+        }
+        if let Ok(name) = std::env::var("WGPU_ADAPTER_NAME") {
+            let want = name.to_lowercase();
+            let all: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+            adapters.retain(|a| a.get_info().name.to_lowercase().contains(&want));
+            if adapters.is_empty() {
+                return Err(Error::NoAdapter(format!(
+                    "WGPU_ADAPTER_NAME={name:?} matches none of the adapters found: {all:?}"
+                )));
+            }
+        }
+        // Compute needs storage buffers in compute shaders; GL adapters without them are useless.
+        adapters.retain(|a| {
+            a.get_downlevel_capabilities()
+                .flags
+                .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS)
+                && a.limits().max_storage_buffers_per_shader_stage >= 8
+        });
+        adapters.sort_by_key(|a| {
+            let i = a.get_info();
+            (device_rank(i.device_type), backend_rank(i.backend))
+        });
+        let adapter = adapters.into_iter().next().ok_or_else(|| {
+            Error::NoAdapter(match std::env::var("WGPU_BACKEND") {
+                Ok(b) => format!("WGPU_BACKEND={b}: {INSTALL_HINT}"),
+                Err(_) => INSTALL_HINT.to_string(),
+            })
+        })?;
+        Self::from_adapter(adapter)
+    }
+
+    fn from_adapter(adapter: wgpu::Adapter) -> Result<Self> {
+        let info = adapter.get_info();
+        let wanted = wgpu::Features::TIMESTAMP_QUERY
+            | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
+            | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES
+            | wgpu::Features::SUBGROUP
+            | wgpu::Features::SHADER_F16;
+        let features = adapter.features() & wanted;
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("wgrnn"),
+            required_features: features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| Error::NoAdapter(format!("{} refused a device: {e}", info.name)))?;
+        // wgpu's default handler panics; keep the message and return it as an error instead.
+        let uncaptured = Arc::new(Mutex::new(Vec::new()));
+        let sink = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut v) = sink.lock() {
+                v.push(e.to_string());
+            }
+        }));
+        let gemm_variant = match std::env::var("WGRNN_GEMM").as_deref() {
+            Ok("tiled") => GemmVariant::Tiled,
+            Ok("regblock") => GemmVariant::RegBlock,
+            _ if info.device_type == wgpu::DeviceType::Cpu => GemmVariant::RegBlock,
+            _ => GemmVariant::Tiled,
+        };
+        Ok(Context {
+            device,
+            queue,
+            info,
+            limits,
+            features,
+            gemm_variant,
+            pipelines: Mutex::new(HashMap::new()),
+            pool: Mutex::new(Vec::new()),
+            uncaptured,
+        })
+    }
+
+    /// The adapter's name, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)` or `NVIDIA H100 80GB HBM3`.
+    pub fn adapter_name(&self) -> &str {
+        &self.info.name
+    }
+
+    /// The backend in use, e.g. `vulkan`.
+    pub fn backend(&self) -> String {
+        format!("{:?}", self.info.backend).to_lowercase()
+    }
+
+    /// The adapter's full description.
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.info
+    }
+
+    /// The limits the device was created with (the adapter's own).
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+
+    /// True when GPU timestamps can be written between commands of one encoder.
+    pub fn has_timestamps(&self) -> bool {
+        self.features
+            .contains(wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS)
+    }
+
+    /// Which GEMM implementation this context uses (`WGRNN_GEMM=tiled|regblock` overrides).
+    pub fn gemm_variant(&self) -> GemmVariant {
+        self.gemm_variant
+    }
+
+    /// Runs `f` inside validation and out-of-memory error scopes and turns what they catch (and
+    /// anything the uncaptured-error handler saw meanwhile) into an [`Error`].
+    pub(crate) fn scoped<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let val = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let out = f();
+        let v = pollster::block_on(val.pop());
+        let o = pollster::block_on(oom.pop());
+        if let Some(e) = o {
+            return Err(Error::OutOfMemory(e.to_string()));
+        }
+        if let Some(e) = v {
+            return Err(Error::Device(e.to_string()));
+        }
+        self.take_uncaptured()?;
+        Ok(out)
+    }
+
+    pub(crate) fn take_uncaptured(&self) -> Result<()> {
+        let mut v = self.uncaptured.lock().map_err(|_| Error::Device("poisoned lock".into()))?;
+        if v.is_empty() {
+            Ok(())
+        } else {
+            let msg = v.join("; ");
+            v.clear();
+            Err(Error::Device(msg))
+        }
+    }
+
+    /// Checks that a tensor of `bytes` can be bound as one storage buffer.
+    pub(crate) fn check_binding_size(&self, name: &str, bytes: u64) -> Result<()> {
+        let limit = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
+        if bytes > limit {
+            return Err(Error::Limit {
+                name: name.to_string(),
+                bytes,
+                limit_name: "max_storage_buffer_binding_size",
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// A storage buffer of at least `bytes`, reused from the pool when one of that size is no
+    /// longer held by anybody. Its content is undefined: every kernel writes what it reads.
+    pub(crate) fn alloc(&self, name: &str, bytes: u64) -> Result<Arc<wgpu::Buffer>> {
+        let size = bytes.max(16).div_ceil(16) * 16;
+        self.check_binding_size(name, size)?;
+        {
+            let pool = self.pool.lock().map_err(|_| Error::Device("poisoned lock".into()))?;
+            if let Some(b) = pool
+                .iter()
+                .find(|b| b.size() == size && Arc::strong_count(b) == 1)
+            {
+                return Ok(b.clone());
+            }
+        }
+        let buf = self.scoped(|| {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(name),
+                size,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        })?;
+        let buf = Arc::new(buf);
+        self.pool
+            .lock()
+            .map_err(|_| Error::Device("poisoned lock".into()))?
+            .push(buf.clone());
+        Ok(buf)
+    }
+
+    /// Releases pooled buffers nobody holds (their memory returns to the driver).
+    pub fn trim_pool(&self) {
+        if let Ok(mut pool) = self.pool.lock() {
+            pool.retain(|b| Arc::strong_count(b) > 1);
+        }
+    }
+
+    /// Bytes currently held by the buffer pool (in use or free).
+    pub fn pool_bytes(&self) -> u64 {
+        self.pool
+            .lock()
+            .map(|p| p.iter().map(|b| b.size()).sum())
+            .unwrap_or(0)
+    }
+}

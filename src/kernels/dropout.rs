@@ -1,0 +1,50 @@
+//! Launchers for `dropout.wgsl`: inverted dropout with a counter-based mask.
+
+use super::{R, RW, check_extent, grid_1d};
+use crate::encoder::Recorder;
+use crate::error::Result;
+use crate::pipeline::KernelSpec;
+use crate::reference::dropout::threshold;
+use crate::shaders::Shader;
+use crate::tensor::Tensor;
+
+/// Where a mask comes from: `(seed, stream)`; element (t, b, unit) of `[T, B, U]` is hashed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct MaskKey {
+    pub seed: u32,
+    pub stream: u32,
+    pub p: f32,
+}
+
+/// `dst = mask * src / (1 - p)` (forward) or the same mask applied to a gradient (backward);
+/// `src`, `dst`: `[T, B, U]` with `batch` = B, `units` = U.
+pub(crate) fn dropout(
+    rec: &mut Recorder,
+    backward: bool,
+    key: MaskKey,
+    batch: usize,
+    units: usize,
+    src: &Tensor,
+    dst: &Tensor,
+) -> Result<()> {
+    let len = src.numel();
+    if len == 0 {
+        return Ok(());
+    }
+    check_extent("dropout dst", dst, len - 1)?;
+    let spec = KernelSpec {
+        shader: Shader::Dropout,
+        entry: if backward { "dropout_backward" } else { "dropout_forward" },
+        bindings: &[R, RW],
+    };
+    let params = [
+        len as u32,
+        units as u32,
+        batch as u32,
+        key.seed,
+        key.stream,
+        threshold(key.p),
+        crate::reference::dropout::scale(key.p).to_bits(),
+    ];
+    rec.dispatch(spec, &[], &params, &[src, dst], grid_1d(len, 256))
+}

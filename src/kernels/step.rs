@@ -1,0 +1,141 @@
+//! Launchers for the recurrent drivers in `recurrent.wgsl` (+ one cell file): `step_forward` and
+//! `step_backward`, one dispatch per timestep and layer covering both directions.
+
+use super::{R, RW};
+use crate::encoder::Recorder;
+use crate::error::Result;
+use crate::pipeline::KernelSpec;
+use crate::rnn::Mode;
+use crate::shaders::Shader;
+use crate::tensor::Tensor;
+
+pub(crate) const F_TRAIN: u32 = 1;
+pub(crate) const F_BIAS: u32 = 2;
+pub(crate) const F_LENGTHS: u32 = 4;
+pub(crate) const F_DY: u32 = 8;
+
+fn shader(mode: Mode) -> Shader {
+    match mode {
+        Mode::Lstm => Shader::Lstm,
+        Mode::Gru => Shader::Gru,
+        Mode::RnnTanh | Mode::RnnRelu => Shader::Elman,
+    }
+}
+
+fn constants(mode: Mode) -> Vec<(&'static str, u32)> {
+    match mode {
+        Mode::RnnTanh => vec![("ACT", 0)],
+        Mode::RnnRelu => vec![("ACT", 1)],
+        _ => vec![],
+    }
+}
+
+/// Sizes and flags shared by every step of one layer.
+#[derive(Clone, Copy)]
+pub(crate) struct StepDims {
+    pub mode: Mode,
+    pub seq: usize,
+    pub batch: usize,
+    pub hidden: usize,
+    pub dirs: usize,
+    pub flags: u32,
+}
+
+impl StepDims {
+    fn params(&self, iter: usize, h0_off: usize) -> [u32; 7] {
+        [
+            self.seq as u32,
+            self.batch as u32,
+            self.hidden as u32,
+            self.dirs as u32,
+            iter as u32,
+            self.flags,
+            h0_off as u32,
+        ]
+    }
+    fn groups(&self) -> [u32; 3] {
+        [
+            self.hidden.div_ceil(64) as u32,
+            self.batch.div_ceil(4) as u32,
+            self.dirs as u32,
+        ]
+    }
+}
+
+/// Tensors of a forward step. Shapes: `w_hh [D, G*H, H]`, `b_hh [D, G*H]`,
+/// `xproj [D, T, B, G*H]`, `lengths [B]`, `hs`/`cs` `[D, T+1, B, H]` (training) or
+/// `[2, D, B, H]` (inference), `y [T, B, D*H]`, `saved [D, T, B, S*H]`. Unused ones may be any
+/// distinct placeholder tensor.
+pub(crate) struct ForwardBindings<'a> {
+    pub w_hh: &'a Tensor,
+    pub b_hh: &'a Tensor,
+    pub xproj: &'a Tensor,
+    pub lengths: &'a Tensor,
+    pub hs: &'a Tensor,
+    pub cs: &'a Tensor,
+    pub y: &'a Tensor,
+    pub saved: &'a Tensor,
+}
+
+/// Records step `s` (time s forward, T-1-s reverse) of one layer.
+pub(crate) fn step_forward(
+    rec: &mut Recorder,
+    dims: &StepDims,
+    s: usize,
+    t: &ForwardBindings,
+) -> Result<()> {
+    let spec = KernelSpec {
+        shader: shader(dims.mode),
+        entry: "step_forward",
+        bindings: &[R, R, R, R, RW, RW, RW, RW],
+    };
+    rec.dispatch(
+        spec,
+        &constants(dims.mode),
+        &dims.params(s, 0),
+        &[t.w_hh, t.b_hh, t.xproj, t.lengths, t.hs, t.cs, t.y, t.saved],
+        dims.groups(),
+    )
+}
+
+/// Tensors of a backward step. Shapes: `w_hh [D, G*H, H]`, `lengths [B]`,
+/// `saved [D, T, B, S*H]`, `hs`/`cs` `[D, T+1, B, H]`, `dy [T, B, D*H]`, `dgx`/`dgh`
+/// `[D, T, B, G*H]`, `dhs`/`dcs` `[2, D, B, H]`, `dh0`/`dc0` `[L*D, B, H]`.
+pub(crate) struct BackwardBindings<'a> {
+    pub w_hh: &'a Tensor,
+    pub lengths: &'a Tensor,
+    pub saved: &'a Tensor,
+    pub hs: &'a Tensor,
+    pub cs: &'a Tensor,
+    pub dy: &'a Tensor,
+    pub dgx: &'a Tensor,
+    pub dgh: &'a Tensor,
+    pub dhs: &'a Tensor,
+    pub dcs: &'a Tensor,
+    pub dh0: &'a Tensor,
+    pub dc0: &'a Tensor,
+}
+
+/// Records backward iteration `k` (processing step T-1-k; `k == T` writes dh0/dc0 at `h0_off`).
+pub(crate) fn step_backward(
+    rec: &mut Recorder,
+    dims: &StepDims,
+    k: usize,
+    h0_off: usize,
+    t: &BackwardBindings,
+) -> Result<()> {
+    let spec = KernelSpec {
+        shader: shader(dims.mode),
+        entry: "step_backward",
+        bindings: &[R, R, R, R, R, R, RW, RW, RW, RW, RW, RW],
+    };
+    rec.dispatch(
+        spec,
+        &constants(dims.mode),
+        &dims.params(k, h0_off),
+        &[
+            t.w_hh, t.lengths, t.saved, t.hs, t.cs, t.dy, t.dgx, t.dgh, t.dhs, t.dcs, t.dh0, t.dc0,
+        ],
+        dims.groups(),
+    )
+}

@@ -1,0 +1,16 @@
+//! Reference GEMM: `C = A B^T` on row-major slices, f64 accumulation.
+
+/// `a [m, k]`, `b [n, k]` -> `[m, n]` with `c[i][j] = sum_k a[i][k] b[j][k]`.
+pub fn matmul(a: &[f64], b: &[f64], m: usize, n: usize, k: usize) -> Vec<f64> {
+    let mut c = vec![0.0; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = 0.0;
+            for q in 0..k {
+                s += a[i * k + q] * b[j * k + q];
+            }
+            c[i * n + j] = s;
+        }
+    }
+    c
+}

@@ -1,0 +1,18 @@
+//! The CPU reference: a plain, readable twin of every GPU op, forward and backward, in f64.
+//! It is the ground truth of the conformance tests; it is written to be obviously right, not
+//! fast. Module and function names mirror the kernels:
+//!
+//! | kernel (shaders/)                 | reference                                  |
+//! |-----------------------------------|--------------------------------------------|
+//! | matmul.wgsl `matmul_*`            | [`matmul::matmul`]                         |
+//! | lstm/gru/elman.wgsl `cell_*`      | [`cells::cell_forward`], [`cells::cell_backward`] |
+//! | recurrent.wgsl `step_forward`     | [`rnn::rnn_forward`] (the whole stack)     |
+//! | recurrent.wgsl `step_backward`    | [`rnn::rnn_backward`]                      |
+//! | dropout.wgsl `dropout_*`          | [`dropout::keep`], [`dropout::dropout`]    |
+//! | reduce.wgsl                       | [`reduce`]                                 |
+
+pub mod cells;
+pub mod dropout;
+pub mod matmul;
+pub mod reduce;
+pub mod rnn;

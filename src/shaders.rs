@@ -1,0 +1,69 @@
+//! The only place that loads WGSL. Each kernel family is one file under `shaders/`; the recurrent
+//! drivers are composed with one cell file at load time (WGSL has no includes).
+
+use crate::context::Context;
+
+const MATMUL: &str = include_str!("../shaders/matmul.wgsl");
+const RECURRENT: &str = include_str!("../shaders/recurrent.wgsl");
+const LSTM: &str = include_str!("../shaders/lstm.wgsl");
+const GRU: &str = include_str!("../shaders/gru.wgsl");
+const ELMAN: &str = include_str!("../shaders/elman.wgsl");
+const REDUCE: &str = include_str!("../shaders/reduce.wgsl");
+const DROPOUT: &str = include_str!("../shaders/dropout.wgsl");
+
+/// A WGSL module: one kernel family (or the recurrent drivers with one cell).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Shader {
+    /// `matmul.wgsl`
+    Matmul,
+    /// `recurrent.wgsl` + `lstm.wgsl`
+    Lstm,
+    /// `recurrent.wgsl` + `gru.wgsl`
+    Gru,
+    /// `recurrent.wgsl` + `elman.wgsl`
+    Elman,
+    /// `reduce.wgsl`
+    Reduce,
+    /// `dropout.wgsl`
+    Dropout,
+}
+
+impl Shader {
+    /// Every module, for validation tests.
+    pub const ALL: [Shader; 6] = [
+        Shader::Matmul,
+        Shader::Lstm,
+        Shader::Gru,
+        Shader::Elman,
+        Shader::Reduce,
+        Shader::Dropout,
+    ];
+
+    /// The module's full WGSL source.
+    pub fn source(self) -> String {
+        match self {
+            Shader::Matmul => MATMUL.to_string(),
+            Shader::Lstm => format!("{RECURRENT}\n{LSTM}"),
+            Shader::Gru => format!("{RECURRENT}\n{GRU}"),
+            Shader::Elman => format!("{RECURRENT}\n{ELMAN}"),
+            Shader::Reduce => REDUCE.to_string(),
+            Shader::Dropout => DROPOUT.to_string(),
+        }
+    }
+}
+
+pub(crate) fn module(ctx: &Context, shader: Shader) -> wgpu::ShaderModule {
+    let src = shader.source();
+    ctx.device
+        .create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(match shader {
+                Shader::Matmul => "matmul.wgsl",
+                Shader::Lstm => "lstm.wgsl",
+                Shader::Gru => "gru.wgsl",
+                Shader::Elman => "elman.wgsl",
+                Shader::Reduce => "reduce.wgsl",
+                Shader::Dropout => "dropout.wgsl",
+            }),
+            source: wgpu::ShaderSource::Wgsl(src.into()),
+        })
+}

@@ -1,0 +1,82 @@
+//! Shared test helpers: one GPU context per test binary, the no-adapter policy, seeded random
+//! data and tensor comparison with a useful failure report.
+
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use wgrnn::Context;
+
+static CTX: OnceLock<Option<Context>> = OnceLock::new();
+
+/// The shared context. Without an adapter this fails the test, unless the user opted out with
+/// `WGRNN_SKIP_GPU_TESTS=1` outside CI (`CI=true` never skips).
+pub fn gpu() -> Option<&'static Context> {
+    CTX.get_or_init(|| match Context::new() {
+        Ok(c) => {
+            eprintln!("adapter: {} ({})", c.adapter_name(), c.backend());
+            Some(c)
+        }
+        Err(e) => {
+            let ci = std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false);
+            let skip = std::env::var("WGRNN_SKIP_GPU_TESTS").map(|v| v == "1").unwrap_or(false);
+            if skip && !ci {
+                eprintln!("WGRNN_SKIP_GPU_TESTS=1: skipping GPU tests ({e})");
+                None
+            } else {
+                panic!("GPU tests need an adapter: {e}");
+            }
+        }
+    })
+    .as_ref()
+}
+
+/// Seeded uniform values in [lo, hi).
+pub fn uniform(seed: u64, n: usize, lo: f64, hi: f64) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..n)
+        .map(|_| {
+            let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            (lo + (hi - lo) * u) as f32
+        })
+        .collect()
+}
+
+pub fn f64s(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
+/// Relative error ||got - want|| / ||want|| (absolute when `want` is all zeros) and the worst
+/// element (index, got, want).
+pub fn rel_err(got: &[f32], want: &[f64]) -> (f64, usize, f64, f64) {
+    assert_eq!(got.len(), want.len(), "length mismatch");
+    let mut num = 0.0;
+    let mut den = 0.0;
+    let mut worst = (0usize, 0.0f64);
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let g = g as f64;
+        let e = (g - w).abs();
+        if !g.is_finite() {
+            return (f64::INFINITY, i, g, w);
+        }
+        num += e * e;
+        den += w * w;
+        if e > worst.1 {
+            worst = (i, e);
+        }
+    }
+    let r = if den > 0.0 { (num / den).sqrt() } else { num.sqrt() };
+    let i = worst.0;
+    (r, i, got.get(i).copied().unwrap_or(0.0) as f64, want.get(i).copied().unwrap_or(0.0))
+}
+
+/// Asserts `rel_err <= tol`, printing the seed, the tensor, the worst element and both values.
+pub fn assert_close(what: &str, seed: u64, got: &[f32], want: &[f64], tol: f64) {
+    let (r, i, g, w) = rel_err(got, want);
+    assert!(
+        r <= tol,
+        "{what} (seed {seed}): relative error {r:.3e} > {tol:.1e}; worst element [{i}]: gpu {g:.9e} vs reference {w:.9e}"
+    );
+}

@@ -1,0 +1,6 @@
+//! GPU-vs-reference conformance tests, one binary (one shared context, one link).
+
+#[path = "../common.rs"]
+mod common;
+
+mod forward;
