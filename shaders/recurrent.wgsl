@@ -7,8 +7,10 @@
 //!   step_forward   h_{t-1} W_hh^T + b_hh, gate nonlinearities, state update, output row
 //!   step_backward  dh = dgates_{t+1} W_hh + dh_carry + dy_t, then the cell's gate gradients
 //!
-//! Each invocation owns one hidden unit j for four batch elements (b0..b0+3): it reads a W_hh
-//! row once per four batch rows, and neighbouring invocations own neighbouring units.
+//! Each invocation owns one hidden unit j for four batch elements (b0..b0+3): it reads each
+//! recurrent weight once per four batch rows, and neighbouring invocations own neighbouring
+//! units, so they read neighbouring words (the forward reads W_hh transposed, the backward reads
+//! W_hh as stored).
 //!
 //! Step s processes time t = s in the forward direction (d = 0) and t = T-1-s in the reverse one
 //! (d = 1). With per-sequence lengths, a step at t >= len_b leaves the state unchanged and writes
@@ -64,7 +66,7 @@ fn clamp_b(b: u32) -> u32 { return min(b, p.batch - 1u); }
 // ---------------------------------------------------------------------------------------------
 // Forward step.
 
-@group(1) @binding(0) var<storage, read> w_hh: array<f32>;          // [D, G*H, H]
+@group(1) @binding(0) var<storage, read> w_hh_t: array<f32>;        // [D, H, G*H] (W_hh transposed)
 @group(1) @binding(1) var<storage, read> b_hh: array<f32>;          // [D, G*H]
 @group(1) @binding(2) var<storage, read> xproj: array<f32>;         // [D, T, B, G*H], incl. b_ih
 @group(1) @binding(3) var<storage, read> lengths: array<u32>;       // [B]
@@ -92,11 +94,12 @@ fn step_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
                      state_at(d, t, s, clamp_b(b0 + 3u), 0u, false));
   var acc: array<vec4<f32>, G>;
   for (var g = 0u; g < G; g++) { acc[g] = vec4<f32>(0.0); }
-  let wbase = d * GH * H + j * H;
+  let wbase = d * H * GH + j;
   for (var k = 0u; k < H; k++) {
     let hv = vec4<f32>(hs[hb.x + k], hs[hb.y + k], hs[hb.z + k], hs[hb.w + k]);
+    let wk = wbase + k * GH;
     for (var g = 0u; g < G; g++) {
-      acc[g] = fma(vec4<f32>(w_hh[wbase + g * H * H + k]), hv, acc[g]);
+      acc[g] = fma(vec4<f32>(w_hh_t[wk + g * H]), hv, acc[g]);
     }
   }
 

@@ -182,8 +182,9 @@ impl Context {
 
     /// True when GPU timestamps can be written between commands of one encoder.
     pub fn has_timestamps(&self) -> bool {
-        self.features
-            .contains(wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS)
+        self.features.contains(
+            wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS,
+        )
     }
 
     /// Which GEMM implementation this context uses (`WGRNN_GEMM=tiled|regblock` overrides).
@@ -210,7 +211,10 @@ impl Context {
     }
 
     pub(crate) fn take_uncaptured(&self) -> Result<()> {
-        let mut v = self.uncaptured.lock().map_err(|_| Error::Device("poisoned lock".into()))?;
+        let mut v = self
+            .uncaptured
+            .lock()
+            .map_err(|_| Error::Device("poisoned lock".into()))?;
         if v.is_empty() {
             Ok(())
         } else {
@@ -222,7 +226,10 @@ impl Context {
 
     /// Checks that a tensor of `bytes` can be bound as one storage buffer.
     pub(crate) fn check_binding_size(&self, name: &str, bytes: u64) -> Result<()> {
-        let limit = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
+        let limit = self
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size);
         if bytes > limit {
             return Err(Error::Limit {
                 name: name.to_string(),
@@ -240,7 +247,10 @@ impl Context {
         let size = bytes.max(16).div_ceil(16) * 16;
         self.check_binding_size(name, size)?;
         {
-            let pool = self.pool.lock().map_err(|_| Error::Device("poisoned lock".into()))?;
+            let pool = self
+                .pool
+                .lock()
+                .map_err(|_| Error::Device("poisoned lock".into()))?;
             if let Some(b) = pool
                 .iter()
                 .find(|b| b.size() == size && Arc::strong_count(b) == 1)

@@ -191,8 +191,10 @@ impl<'c> Recorder<'c> {
                 enc.write_timestamp(q, 0);
             }
             let mut param_groups: HashMap<*const Pipeline, wgpu::BindGroup> = HashMap::new();
-            let mut storage_groups: HashMap<(*const Pipeline, Vec<*const wgpu::Buffer>), wgpu::BindGroup> =
-                HashMap::new();
+            let mut storage_groups: HashMap<
+                (*const Pipeline, Vec<*const wgpu::Buffer>),
+                wgpu::BindGroup,
+            > = HashMap::new();
             let mut i = 0;
             while i < self.ops.len() {
                 match &self.ops[i] {
@@ -229,11 +231,13 @@ impl<'c> Recorder<'c> {
                                     layout: &pipe.params_layout,
                                     entries: &[wgpu::BindGroupEntry {
                                         binding: 0,
-                                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                                            buffer: &param_buf,
-                                            offset: 0,
-                                            size: wgpu::BufferSize::new(PARAM_SLOT),
-                                        }),
+                                        resource: wgpu::BindingResource::Buffer(
+                                            wgpu::BufferBinding {
+                                                buffer: &param_buf,
+                                                offset: 0,
+                                                size: wgpu::BufferSize::new(PARAM_SLOT),
+                                            },
+                                        ),
                                     }],
                                 })
                             });
@@ -337,7 +341,12 @@ fn map_read(ctx: &Context, buf: &wgpu::Buffer, off: u64, size: u64) -> Result<Ve
 
 /// Copies `size` bytes of `buf` from byte `off` into a staging buffer, submits, waits and returns
 /// them.
-pub(crate) fn read_buffer(ctx: &Context, buf: &wgpu::Buffer, off: u64, size: u64) -> Result<Vec<u8>> {
+pub(crate) fn read_buffer(
+    ctx: &Context,
+    buf: &wgpu::Buffer,
+    off: u64,
+    size: u64,
+) -> Result<Vec<u8>> {
     if size == 0 {
         return Ok(Vec::new());
     }
@@ -350,7 +359,9 @@ pub(crate) fn read_buffer(ctx: &Context, buf: &wgpu::Buffer, off: u64, size: u64
         });
         let mut enc = ctx
             .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("readback"),
+            });
         enc.copy_buffer_to_buffer(buf, off, &staging, 0, size);
         ctx.queue.submit([enc.finish()]);
         staging

@@ -10,6 +10,7 @@ const GRU: &str = include_str!("../shaders/gru.wgsl");
 const ELMAN: &str = include_str!("../shaders/elman.wgsl");
 const REDUCE: &str = include_str!("../shaders/reduce.wgsl");
 const DROPOUT: &str = include_str!("../shaders/dropout.wgsl");
+const TRANSPOSE: &str = include_str!("../shaders/transpose.wgsl");
 
 /// A WGSL module: one kernel family (or the recurrent drivers with one cell).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -26,17 +27,20 @@ pub enum Shader {
     Reduce,
     /// `dropout.wgsl`
     Dropout,
+    /// `transpose.wgsl`
+    Transpose,
 }
 
 impl Shader {
     /// Every module, for validation tests.
-    pub const ALL: [Shader; 6] = [
+    pub const ALL: [Shader; 7] = [
         Shader::Matmul,
         Shader::Lstm,
         Shader::Gru,
         Shader::Elman,
         Shader::Reduce,
         Shader::Dropout,
+        Shader::Transpose,
     ];
 
     /// The module's full WGSL source.
@@ -48,6 +52,7 @@ impl Shader {
             Shader::Elman => format!("{RECURRENT}\n{ELMAN}"),
             Shader::Reduce => REDUCE.to_string(),
             Shader::Dropout => DROPOUT.to_string(),
+            Shader::Transpose => TRANSPOSE.to_string(),
         }
     }
 }
@@ -63,6 +68,7 @@ pub(crate) fn module(ctx: &Context, shader: Shader) -> wgpu::ShaderModule {
                 Shader::Elman => "elman.wgsl",
                 Shader::Reduce => "reduce.wgsl",
                 Shader::Dropout => "dropout.wgsl",
+                Shader::Transpose => "transpose.wgsl",
             }),
             source: wgpu::ShaderSource::Wgsl(src.into()),
         })

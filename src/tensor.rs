@@ -42,12 +42,26 @@ impl Tensor {
 
     /// Uploads `data` (row-major, `numel(shape)` values) as an f32 tensor.
     pub fn from_f32(ctx: &Context, name: &str, shape: &[usize], data: &[f32]) -> Result<Tensor> {
-        Self::upload(ctx, name, shape, DType::F32, bytemuck::cast_slice(data), data.len())
+        Self::upload(
+            ctx,
+            name,
+            shape,
+            DType::F32,
+            bytemuck::cast_slice(data),
+            data.len(),
+        )
     }
 
     /// Uploads `data` as a u32 tensor (ids, lengths).
     pub fn from_u32(ctx: &Context, name: &str, shape: &[usize], data: &[u32]) -> Result<Tensor> {
-        Self::upload(ctx, name, shape, DType::U32, bytemuck::cast_slice(data), data.len())
+        Self::upload(
+            ctx,
+            name,
+            shape,
+            DType::U32,
+            bytemuck::cast_slice(data),
+            data.len(),
+        )
     }
 
     fn upload(
@@ -61,7 +75,10 @@ impl Tensor {
         if len != numel(shape) {
             return Err(Error::shape(
                 name,
-                format!("{len} values given for shape {shape:?} ({} elements)", numel(shape)),
+                format!(
+                    "{len} values given for shape {shape:?} ({} elements)",
+                    numel(shape)
+                ),
             ));
         }
         let t = Tensor::empty(ctx, name, shape, dtype)?;
@@ -112,7 +129,11 @@ impl Tensor {
         if offset + len > self.numel() {
             return Err(Error::shape(
                 "read_range",
-                format!("range {offset}..{} beyond {} elements", offset + len, self.numel()),
+                format!(
+                    "range {offset}..{} beyond {} elements",
+                    offset + len,
+                    self.numel()
+                ),
             ));
         }
         let bytes = crate::encoder::read_buffer(ctx, &self.buf, 4 * offset as u64, 4 * len as u64)?;
@@ -130,7 +151,11 @@ impl Tensor {
         if offset + data.len() > self.numel() {
             return Err(Error::shape(
                 "write_range",
-                format!("range {offset}..{} beyond {} elements", offset + data.len(), self.numel()),
+                format!(
+                    "range {offset}..{} beyond {} elements",
+                    offset + data.len(),
+                    self.numel()
+                ),
             ));
         }
         if data.is_empty() {

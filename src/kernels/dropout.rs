@@ -34,7 +34,11 @@ pub(crate) fn dropout(
     check_extent("dropout dst", dst, len - 1)?;
     let spec = KernelSpec {
         shader: Shader::Dropout,
-        entry: if backward { "dropout_backward" } else { "dropout_forward" },
+        entry: if backward {
+            "dropout_backward"
+        } else {
+            "dropout_forward"
+        },
         bindings: &[R, RW],
     };
     let params = [

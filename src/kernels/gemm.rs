@@ -100,7 +100,9 @@ pub(crate) fn gemm(
     debug_assert_eq!(c.cs, 1);
     if k == 0 || nsum == 0 {
         // Empty sum: C = bias (+ C). Not needed by any caller; refuse rather than mis-handle.
-        return Err(crate::error::Error::Device("internal: empty GEMM reduction".into()));
+        return Err(crate::error::Error::Device(
+            "internal: empty GEMM reduction".into(),
+        ));
     }
     check_extent("gemm A", a.t, a.max_index(m, k, z, nsum))?;
     check_extent("gemm B", b.t, b.max_index(k, n, z, nsum))?;
@@ -142,7 +144,10 @@ pub(crate) fn gemm(
     let bias_t = if bias.is_some() { bias_t } else { a.t };
     let ctx = rec.ctx();
     let (spec, groups) = match ctx.gemm_variant() {
-        GemmVariant::Tiled => (TILED, [n.div_ceil(64) as u32, m.div_ceil(64) as u32, z as u32]),
+        GemmVariant::Tiled => (
+            TILED,
+            [n.div_ceil(64) as u32, m.div_ceil(64) as u32, z as u32],
+        ),
         GemmVariant::RegBlock => (
             REGBLOCK,
             [n.div_ceil(32) as u32, m.div_ceil(32) as u32, z as u32],

@@ -6,6 +6,7 @@ pub(crate) mod dropout;
 pub(crate) mod gemm;
 pub(crate) mod reduce;
 pub(crate) mod step;
+pub(crate) mod transpose;
 
 use crate::error::{Error, Result};
 use crate::pipeline::Access;

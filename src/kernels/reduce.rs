@@ -58,7 +58,11 @@ pub(crate) fn colsum(
     if rows == 0 || cols == 0 || nz == 0 {
         return Ok(());
     }
-    check_extent("colsum in", src, in_off + (nz - 1) * in_zs + (rows - 1) * in_rs + cols - 1)?;
+    check_extent(
+        "colsum in",
+        src,
+        in_off + (nz - 1) * in_zs + (rows - 1) * in_rs + cols - 1,
+    )?;
     check_extent("colsum out", out, out_off + nz * cols - 1)?;
     let p = params(&[
         (0, rows as u32),
@@ -70,7 +74,13 @@ pub(crate) fn colsum(
         (6, cols as u32),
         (7, accumulate as u32),
     ]);
-    rec.dispatch(COLSUM, &[], &p, &[src, out], [cols.div_ceil(64) as u32, 1, nz as u32])
+    rec.dispatch(
+        COLSUM,
+        &[],
+        &p,
+        &[src, out],
+        [cols.div_ceil(64) as u32, 1, nz as u32],
+    )
 }
 
 /// Number of partial sums `sumsq` writes for a tensor of `len` elements.
@@ -98,7 +108,13 @@ pub(crate) fn sumsq(
         (8, len as u32),
         (9, SUMSQ_CHUNK as u32),
     ]);
-    rec.dispatch(SUMSQ, &[], &p, &[src, parts], [sumsq_parts(len) as u32, 1, 1])
+    rec.dispatch(
+        SUMSQ,
+        &[],
+        &p,
+        &[src, parts],
+        [sumsq_parts(len) as u32, 1, 1],
+    )
 }
 
 /// `out = [sqrt(sum parts[..nparts]), scale]` with `scale = min(1, max_norm / (norm + 1e-6))`

@@ -62,12 +62,12 @@ impl StepDims {
     }
 }
 
-/// Tensors of a forward step. Shapes: `w_hh [D, G*H, H]`, `b_hh [D, G*H]`,
+/// Tensors of a forward step. Shapes: `w_hh_t [D, H, G*H]` (transposed), `b_hh [D, G*H]`,
 /// `xproj [D, T, B, G*H]`, `lengths [B]`, `hs`/`cs` `[D, T+1, B, H]` (training) or
 /// `[2, D, B, H]` (inference), `y [T, B, D*H]`, `saved [D, T, B, S*H]`. Unused ones may be any
 /// distinct placeholder tensor.
 pub(crate) struct ForwardBindings<'a> {
-    pub w_hh: &'a Tensor,
+    pub w_hh_t: &'a Tensor,
     pub b_hh: &'a Tensor,
     pub xproj: &'a Tensor,
     pub lengths: &'a Tensor,
@@ -93,7 +93,9 @@ pub(crate) fn step_forward(
         spec,
         &constants(dims.mode),
         &dims.params(s, 0),
-        &[t.w_hh, t.b_hh, t.xproj, t.lengths, t.hs, t.cs, t.y, t.saved],
+        &[
+            t.w_hh_t, t.b_hh, t.xproj, t.lengths, t.hs, t.cs, t.y, t.saved,
+        ],
         dims.groups(),
     )
 }

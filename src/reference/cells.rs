@@ -15,7 +15,7 @@ pub struct CellFwd {
     pub h: f64,
     /// New cell state c' (LSTM; 0 otherwise).
     pub c: f64,
-    /// Values the backward needs: LSTM i, f, g, o; GRU r, z, n, h_n.
+    /// Values the backward needs: LSTM i, f, g, o; GRU r, z, n, h_n; Elman the pre-activation.
     pub save: [f64; 4],
 }
 
@@ -41,22 +41,47 @@ pub fn cell_forward(mode: Mode, x: &[f64], hh: &[f64], h_prev: f64, c_prev: f64)
             let g = (x[2] + hh[2]).tanh();
             let o = sigmoid(x[3] + hh[3]);
             let c = f * c_prev + i * g;
-            CellFwd { h: o * c.tanh(), c, save: [i, f, g, o] }
+            CellFwd {
+                h: o * c.tanh(),
+                c,
+                save: [i, f, g, o],
+            }
         }
         Mode::Gru => {
             let r = sigmoid(x[0] + hh[0]);
             let z = sigmoid(x[1] + hh[1]);
             let n = (x[2] + r * hh[2]).tanh();
-            CellFwd { h: (1.0 - z) * n + z * h_prev, c: 0.0, save: [r, z, n, hh[2]] }
+            CellFwd {
+                h: (1.0 - z) * n + z * h_prev,
+                c: 0.0,
+                save: [r, z, n, hh[2]],
+            }
         }
-        Mode::RnnTanh => CellFwd { h: (x[0] + hh[0]).tanh(), ..Default::default() },
-        Mode::RnnRelu => CellFwd { h: (x[0] + hh[0]).max(0.0), ..Default::default() },
+        // The pre-activation is kept in save[0] only so that gradient checks can stay away
+        // from ReLU's kink; the backward does not need it.
+        Mode::RnnTanh => CellFwd {
+            h: (x[0] + hh[0]).tanh(),
+            c: 0.0,
+            save: [x[0] + hh[0], 0.0, 0.0, 0.0],
+        },
+        Mode::RnnRelu => CellFwd {
+            h: (x[0] + hh[0]).max(0.0),
+            c: 0.0,
+            save: [x[0] + hh[0], 0.0, 0.0, 0.0],
+        },
     }
 }
 
 /// Backward of one unit, given the gradients `dh`, `dc` w.r.t. h' and c' and the forward's
 /// results `f`.
-pub fn cell_backward(mode: Mode, dh: f64, dc: f64, f: &CellFwd, h_prev: f64, c_prev: f64) -> CellBwd {
+pub fn cell_backward(
+    mode: Mode,
+    dh: f64,
+    dc: f64,
+    f: &CellFwd,
+    h_prev: f64,
+    c_prev: f64,
+) -> CellBwd {
     match mode {
         Mode::Lstm => {
             let [i, fg, g, o] = f.save;
@@ -68,7 +93,12 @@ pub fn cell_backward(mode: Mode, dh: f64, dc: f64, f: &CellFwd, h_prev: f64, c_p
                 dc * i * (1.0 - g * g),
                 dh * tc * o * (1.0 - o),
             ];
-            CellBwd { dgx: dg, dgh: dg, dh_prev: 0.0, dc_prev: dc * fg }
+            CellBwd {
+                dgx: dg,
+                dgh: dg,
+                dh_prev: 0.0,
+                dc_prev: dc * fg,
+            }
         }
         Mode::Gru => {
             let [r, z, n, hn] = f.save;
@@ -84,11 +114,19 @@ pub fn cell_backward(mode: Mode, dh: f64, dc: f64, f: &CellFwd, h_prev: f64, c_p
         }
         Mode::RnnTanh => {
             let d = dh * (1.0 - f.h * f.h);
-            CellBwd { dgx: [d, 0.0, 0.0, 0.0], dgh: [d, 0.0, 0.0, 0.0], ..Default::default() }
+            CellBwd {
+                dgx: [d, 0.0, 0.0, 0.0],
+                dgh: [d, 0.0, 0.0, 0.0],
+                ..Default::default()
+            }
         }
         Mode::RnnRelu => {
             let d = if f.h > 0.0 { dh } else { 0.0 };
-            CellBwd { dgx: [d, 0.0, 0.0, 0.0], dgh: [d, 0.0, 0.0, 0.0], ..Default::default() }
+            CellBwd {
+                dgx: [d, 0.0, 0.0, 0.0],
+                dgh: [d, 0.0, 0.0, 0.0],
+                ..Default::default()
+            }
         }
     }
 }

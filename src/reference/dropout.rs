@@ -39,7 +39,14 @@ pub fn dropout(x: &[f64], batch: usize, units: usize, seed: u32, stream: u32, p:
         .map(|(i, &v)| {
             let unit = i % units;
             let row = i / units;
-            if keep(seed, stream, (row / batch) as u32, (row % batch) as u32, unit as u32, p) {
+            if keep(
+                seed,
+                stream,
+                (row / batch) as u32,
+                (row % batch) as u32,
+                unit as u32,
+                p,
+            ) {
                 v * s
             } else {
                 0.0

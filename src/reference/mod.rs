@@ -11,6 +11,9 @@
 //! | dropout.wgsl `dropout_*`          | [`dropout::keep`], [`dropout::dropout`]    |
 //! | reduce.wgsl                       | [`reduce`]                                 |
 
+// Index loops mirror the math (and the kernels) more plainly than iterator chains.
+#![allow(clippy::needless_range_loop)]
+
 pub mod cells;
 pub mod dropout;
 pub mod matmul;

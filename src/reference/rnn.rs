@@ -53,7 +53,10 @@ impl RefParams {
                     .collect()
             })
             .collect();
-        RefParams { config: cfg, layers }
+        RefParams {
+            config: cfg,
+            layers,
+        }
     }
 
     /// Named parameter tensors in PyTorch's order (biases only when configured), mutable: for
@@ -118,6 +121,7 @@ pub struct RefForward {
     pub c_n: Option<Vec<f64>>,
     cache: Vec<LayerCache>,
     inputs: RefInputs,
+    inputs_mode: Mode,
 }
 
 /// Gradients from a reference backward.
@@ -134,7 +138,11 @@ pub struct RefGrads {
 }
 
 fn time_order(d: usize, t_len: usize) -> Vec<usize> {
-    if d == 0 { (0..t_len).collect() } else { (0..t_len).rev().collect() }
+    if d == 0 {
+        (0..t_len).collect()
+    } else {
+        (0..t_len).rev().collect()
+    }
 }
 
 /// `W [rows, cols] v [cols] + bias`.
@@ -166,8 +174,14 @@ pub fn rnn_forward(p: &RefParams, inp: &RefInputs) -> RefForward {
             let w = &p.layers[l][d];
             for b in 0..batch {
                 let s0 = ((l * nd + d) * batch + b) * hid;
-                let mut h = inp.h0.as_ref().map_or(vec![0.0; hid], |v| v[s0..s0 + hid].to_vec());
-                let mut c = inp.c0.as_ref().map_or(vec![0.0; hid], |v| v[s0..s0 + hid].to_vec());
+                let mut h = inp
+                    .h0
+                    .as_ref()
+                    .map_or(vec![0.0; hid], |v| v[s0..s0 + hid].to_vec());
+                let mut c = inp
+                    .c0
+                    .as_ref()
+                    .map_or(vec![0.0; hid], |v| v[s0..s0 + hid].to_vec());
                 for t in time_order(d, t_len) {
                     if t >= len_of(b) {
                         continue; // output stays zero, state carries
@@ -197,7 +211,10 @@ pub fn rnn_forward(p: &RefParams, inp: &RefInputs) -> RefForward {
                 c_n[s0..s0 + hid].copy_from_slice(&c);
             }
         }
-        cache.push(LayerCache { x: x.clone(), steps });
+        cache.push(LayerCache {
+            x: x.clone(),
+            steps,
+        });
         x = if inp.train && cfg.dropout > 0.0 && l + 1 < nl {
             dropout(&y, batch, nd * hid, inp.dropout_seed, l as u32, cfg.dropout)
         } else {
@@ -210,6 +227,23 @@ pub fn rnn_forward(p: &RefParams, inp: &RefInputs) -> RefForward {
         c_n: lstm.then_some(c_n),
         cache,
         inputs: inp.clone(),
+        inputs_mode: cfg.mode,
+    }
+}
+
+impl RefForward {
+    /// The smallest |pre-activation| of any Elman unit at any valid step: how far the forward
+    /// stays from ReLU's kink (finite differences need a margin). Infinite for other cells.
+    pub fn preactivation_margin(&self) -> f64 {
+        if !matches!(self.inputs_mode, Mode::RnnRelu | Mode::RnnTanh) {
+            return f64::INFINITY;
+        }
+        self.cache
+            .iter()
+            .flat_map(|l| l.steps.iter().flatten())
+            .flat_map(|s| s.cells.iter())
+            .map(|c| c.save[0].abs())
+            .fold(f64::INFINITY, f64::min)
     }
 }
 
@@ -265,7 +299,14 @@ pub fn rnn_backward(
                     let mut dgh = vec![0.0; gh];
                     let mut dh_direct = vec![0.0; hid];
                     for j in 0..hid {
-                        let cb = cell_backward(cfg.mode, dh[j], dc[j], &sc.cells[j], sc.h_prev[j], sc.c_prev[j]);
+                        let cb = cell_backward(
+                            cfg.mode,
+                            dh[j],
+                            dc[j],
+                            &sc.cells[j],
+                            sc.h_prev[j],
+                            sc.c_prev[j],
+                        );
                         for q in 0..ng {
                             dgx[q * hid + j] = cb.dgx[q];
                             dgh[q * hid + j] = cb.dgh[q];
@@ -295,7 +336,14 @@ pub fn rnn_backward(
         grads.push(layer_grads);
         if l > 0 {
             dout = if inp.train && cfg.dropout > 0.0 {
-                dropout(&dx, batch, ik, inp.dropout_seed, (l - 1) as u32, cfg.dropout)
+                dropout(
+                    &dx,
+                    batch,
+                    ik,
+                    inp.dropout_seed,
+                    (l - 1) as u32,
+                    cfg.dropout,
+                )
             } else {
                 dx
             };
@@ -304,8 +352,15 @@ pub fn rnn_backward(
         }
     }
     grads.reverse();
-    let mut gp = RefParams { config: cfg.clone(), layers: grads };
-    let params = gp.named_mut().into_iter().map(|(n, v)| (n, v.clone())).collect();
+    let mut gp = RefParams {
+        config: cfg.clone(),
+        layers: grads,
+    };
+    let params = gp
+        .named_mut()
+        .into_iter()
+        .map(|(n, v)| (n, v.clone()))
+        .collect();
     RefGrads {
         input: dinput,
         h0: dh0,

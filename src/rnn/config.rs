@@ -205,7 +205,10 @@ pub fn parse_param_name(name: &str) -> Option<(usize, usize, usize)> {
     let kinds = ["weight_ih_l", "weight_hh_l", "bias_ih_l", "bias_hh_l"];
     for (k, pre) in kinds.iter().enumerate() {
         if let Some(num) = rest.strip_prefix(pre) {
-            if num.is_empty() || !num.bytes().all(|c| c.is_ascii_digit()) || (num.len() > 1 && num.starts_with('0')) {
+            if num.is_empty()
+                || !num.bytes().all(|c| c.is_ascii_digit())
+                || (num.len() > 1 && num.starts_with('0'))
+            {
                 return None;
             }
             return num.parse().ok().map(|l| (k, l, d));

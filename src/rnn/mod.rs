@@ -3,6 +3,7 @@
 //! command buffer.
 //!
 //! Forward, per layer l (bottom to top):
+//!   0. transposed copies of W_ih and W_hh (coalesced reads below): two small dispatches;
 //!   1. `xproj[d] = x_l W_ih[d]^T + b_ih[d]` for all T*B rows and both directions: one GEMM;
 //!   2. for s in 0..T: one `step_forward` dispatch (both directions; time s and T-1-s);
 //!   3. copies of the final states into `h_n` / `c_n`; dropout into the next layer's input.
@@ -29,6 +30,7 @@ use crate::kernels::step::{
     BackwardBindings, F_BIAS, F_DY, F_LENGTHS, F_TRAIN, ForwardBindings, StepDims, step_backward,
     step_forward,
 };
+use crate::kernels::transpose::transpose;
 use crate::tensor::{DType, Tensor};
 
 /// A stack of recurrent layers with its parameters on the device.
@@ -187,16 +189,25 @@ impl Rnn {
         let cfg = &self.cfg;
         let s = input.shape();
         if s.len() != 3 {
-            return Err(Error::shape("input", format!("expected [T, B, I], got {s:?}")));
+            return Err(Error::shape(
+                "input",
+                format!("expected [T, B, I], got {s:?}"),
+            ));
         }
         let (t, b) = (s[0], s[1]);
         if t == 0 || b == 0 {
-            return Err(Error::shape("input", format!("T and B must be at least 1, got {s:?}")));
+            return Err(Error::shape(
+                "input",
+                format!("T and B must be at least 1, got {s:?}"),
+            ));
         }
         if s[2] != cfg.input_size {
             return Err(Error::shape(
                 "input",
-                format!("expected I = input_size = {}, got shape {s:?}", cfg.input_size),
+                format!(
+                    "expected I = input_size = {}, got shape {s:?}",
+                    cfg.input_size
+                ),
             ));
         }
         if input.dtype() != DType::F32 {
@@ -208,7 +219,10 @@ impl Rnn {
         }
         if let Some(c0) = inp.c0 {
             if !cfg.mode.has_cell_state() {
-                return Err(Error::shape("c0", format!("{} has no cell state", cfg.mode.torch_name())));
+                return Err(Error::shape(
+                    "c0",
+                    format!("{} has no cell state", cfg.mode.torch_name()),
+                ));
             }
             check_shape("c0", c0.shape(), &state)?;
         }
@@ -216,7 +230,10 @@ impl Rnn {
             if len.len() != b {
                 return Err(Error::shape(
                     "lengths",
-                    format!("expected {b} lengths (one per batch element), got {}", len.len()),
+                    format!(
+                        "expected {b} lengths (one per batch element), got {}",
+                        len.len()
+                    ),
                 ));
             }
             if let Some((i, l)) = len.iter().enumerate().find(|(_, l)| **l < 1 || **l > t) {
@@ -255,7 +272,12 @@ impl Rnn {
     /// Advances a unidirectional stack by one timestep: `x [B, I]` from `state` (zeros when
     /// absent) -> top-layer output `[B, H]` and the new state (`[L, B, H]`). Same kernels as the
     /// sequence forward; one submit.
-    pub fn step(&self, ctx: &Context, x: &Tensor, state: Option<&RnnState>) -> Result<(Tensor, RnnState)> {
+    pub fn step(
+        &self,
+        ctx: &Context,
+        x: &Tensor,
+        state: Option<&RnnState>,
+    ) -> Result<(Tensor, RnnState)> {
         if self.cfg.bidirectional {
             return Err(Error::config("step() needs a unidirectional stack"));
         }
@@ -271,7 +293,13 @@ impl Rnn {
         };
         let out = self.forward(ctx, &x3, &inp)?;
         let y = out.output.reshape(&[s[0], self.cfg.hidden_size])?;
-        Ok((y, RnnState { h: out.h_n, c: out.c_n }))
+        Ok((
+            y,
+            RnnState {
+                h: out.h_n,
+                c: out.c_n,
+            },
+        ))
     }
 
     /// Records a forward into `rec` (no submit). With `train`, also returns the saved state.
@@ -338,7 +366,11 @@ impl Rnn {
         };
         let mut xproj = empty(ctx, "xproj", &[nd, t_len, batch, gh])?;
         let mut hs = empty(ctx, "h states", &state_shape)?;
-        let mut cs = if lstm { empty(ctx, "c states", &state_shape)? } else { c_ph.clone() };
+        let mut cs = if lstm {
+            empty(ctx, "c states", &state_shape)?
+        } else {
+            c_ph.clone()
+        };
         let mut spare: Option<Tensor> = None;
 
         let mut x = input.clone();
@@ -346,6 +378,12 @@ impl Rnn {
         for l in 0..nl {
             let lp = &self.layers[l];
             let ik = cfg.layer_input(l);
+            // Transposed weights for coalesced reads (refreshed every call: optimisers update
+            // the parameters in place).
+            let w_ih_t = empty(ctx, "weight_ih transposed", &[nd, ik, gh])?;
+            let w_hh_t = empty(ctx, "weight_hh transposed", &[nd, hid, gh])?;
+            transpose(rec, &lp.w_ih, &w_ih_t, nd, gh, ik)?;
+            transpose(rec, &lp.w_hh, &w_hh_t, nd, gh, hid)?;
             if train && l > 0 {
                 xproj = empty(ctx, "xproj", &[nd, t_len, batch, gh])?;
                 hs = empty(ctx, "h states", &state_shape)?;
@@ -364,7 +402,7 @@ impl Rnn {
                     nsum: 1,
                 },
                 View::rows(&x, 0, ik),
-                View::rows(&lp.w_ih, 0, ik).t().z(gh * ik),
+                View::rows(&w_ih_t, 0, gh).z(gh * ik),
                 View::rows(&xproj, 0, gh).z(t_len * batch * gh),
                 lp.b_ih.as_ref().map(|b| View::rows(b, 0, gh).z(gh)),
                 false,
@@ -406,7 +444,7 @@ impl Rnn {
             };
             // 2. One fused dispatch per timestep, both directions.
             let bind = ForwardBindings {
-                w_hh: &lp.w_hh,
+                w_hh_t: &w_hh_t,
                 b_hh: lp.b_hh.as_ref().unwrap_or(&b_ph),
                 xproj: &xproj,
                 lengths: &len_t,
@@ -523,7 +561,10 @@ impl Rnn {
         }
         if let Some(g) = up.c_n {
             if !lstm {
-                return Err(Error::shape("grad_c_n", format!("{} has no cell state", cfg.mode.torch_name())));
+                return Err(Error::shape(
+                    "grad_c_n",
+                    format!("{} has no cell state", cfg.mode.torch_name()),
+                ));
             }
             check_shape("grad_c_n", g.shape(), &state_shape)?;
         }
@@ -531,7 +572,9 @@ impl Rnn {
         let params = match accumulate {
             Some(g) => {
                 if g.params.len() != nl {
-                    return Err(Error::config("gradients to accumulate into are for another stack"));
+                    return Err(Error::config(
+                        "gradients to accumulate into are for another stack",
+                    ));
                 }
                 g.params.clone()
             }
@@ -541,7 +584,11 @@ impl Rnn {
         };
         let input = empty(ctx, "grad_input", &[t_len, batch, cfg.input_size])?;
         let dh0 = empty(ctx, "grad_h0", &state_shape)?;
-        let dc0 = if lstm { Some(empty(ctx, "grad_c0", &state_shape)?) } else { None };
+        let dc0 = if lstm {
+            Some(empty(ctx, "grad_c0", &state_shape)?)
+        } else {
+            None
+        };
 
         let ph = placeholder(ctx)?;
         let len_t = st.lengths.clone().unwrap_or_else(|| ph.clone());
@@ -567,7 +614,11 @@ impl Rnn {
                 dgh_ph.clone()
             };
             let dhs = empty(ctx, "dh carry", &[2, nd, batch, hid])?;
-            let dcs = if lstm { empty(ctx, "dc carry", &[2, nd, batch, hid])? } else { dcs_ph.clone() };
+            let dcs = if lstm {
+                empty(ctx, "dc carry", &[2, nd, batch, hid])?
+            } else {
+                dcs_ph.clone()
+            };
             match up.h_n {
                 Some(g) => rec.copy(g, l * nd * bh, &dhs, 0, nd * bh),
                 None => rec.clear(&dhs, 0, nd * bh),
@@ -612,7 +663,13 @@ impl Rnn {
             let dg_hidden = if cfg.mode == Mode::Gru { &dgh } else { &dgx };
             gemm(
                 rec,
-                Dims { m: gh, n: ik, k: rows, z: nd, nsum: 1 },
+                Dims {
+                    m: gh,
+                    n: ik,
+                    k: rows,
+                    z: nd,
+                    nsum: 1,
+                },
                 View::rows(&dgx, 0, gh).t().z(rows * gh),
                 View::rows(&ls.x, 0, ik),
                 View::rows(&gp.w_ih, 0, ik).z(gh * ik),
@@ -623,7 +680,13 @@ impl Rnn {
             // h_prev of time t is history slot t (forward) or t+1 (reverse).
             gemm(
                 rec,
-                Dims { m: gh, n: hid, k: rows, z: nd, nsum: 1 },
+                Dims {
+                    m: gh,
+                    n: hid,
+                    k: rows,
+                    z: nd,
+                    nsum: 1,
+                },
                 View::rows(dg_hidden, 0, gh).t().z(rows * gh),
                 View::rows(&ls.hs, 0, hid).z((t_len + 2) * bh),
                 View::rows(&gp.w_hh, 0, hid).z(gh * hid),
@@ -633,7 +696,19 @@ impl Rnn {
             )?;
             if let (Some(db_ih), Some(db_hh)) = (&gp.b_ih, &gp.b_hh) {
                 colsum(rec, &dgx, 0, gh, rows * gh, rows, gh, nd, db_ih, 0, acc)?;
-                colsum(rec, dg_hidden, 0, gh, rows * gh, rows, gh, nd, db_hh, 0, acc)?;
+                colsum(
+                    rec,
+                    dg_hidden,
+                    0,
+                    gh,
+                    rows * gh,
+                    rows,
+                    gh,
+                    nd,
+                    db_hh,
+                    0,
+                    acc,
+                )?;
             }
             // 3. Gradient w.r.t. this layer's input, both directions summed.
             let dx = if l == 0 {
@@ -643,7 +718,13 @@ impl Rnn {
             };
             gemm(
                 rec,
-                Dims { m: rows, n: ik, k: gh, z: 1, nsum: nd },
+                Dims {
+                    m: rows,
+                    n: ik,
+                    k: gh,
+                    z: 1,
+                    nsum: nd,
+                },
                 View::rows(&dgx, 0, gh).s(rows * gh),
                 View::rows(&lp.w_ih, 0, ik).s(gh * ik),
                 View::rows(&dx, 0, ik),

@@ -57,7 +57,9 @@ impl RnnParams {
             .into_iter()
             .map(|name| {
                 let shape = config.param_shape(&name).unwrap_or_default();
-                let data = (0..numel(&shape)).map(|_| uniform(&mut rng, -k, k)).collect();
+                let data = (0..numel(&shape))
+                    .map(|_| uniform(&mut rng, -k, k))
+                    .collect();
                 (name, HostTensor { shape, data })
             })
             .collect();
@@ -180,8 +182,18 @@ impl LayerParams {
             }
         };
         Ok(LayerParams {
-            w_ih: Tensor::empty(ctx, &format!("{what}weight_ih_l{l}"), &[d, gh, i], crate::DType::F32)?,
-            w_hh: Tensor::empty(ctx, &format!("{what}weight_hh_l{l}"), &[d, gh, h], crate::DType::F32)?,
+            w_ih: Tensor::empty(
+                ctx,
+                &format!("{what}weight_ih_l{l}"),
+                &[d, gh, i],
+                crate::DType::F32,
+            )?,
+            w_hh: Tensor::empty(
+                ctx,
+                &format!("{what}weight_hh_l{l}"),
+                &[d, gh, h],
+                crate::DType::F32,
+            )?,
             b_ih: bias(&format!("{what}bias_ih_l{l}"))?,
             b_hh: bias(&format!("{what}bias_hh_l{l}"))?,
         })
@@ -241,7 +253,11 @@ pub(crate) fn upload(ctx: &Context, params: &RnnParams) -> Result<Vec<LayerParam
 }
 
 /// Reads per-layer device tensors back as named host tensors.
-pub(crate) fn download(ctx: &Context, cfg: &RnnConfig, layers: &[LayerParams]) -> Result<RnnParams> {
+pub(crate) fn download(
+    ctx: &Context,
+    cfg: &RnnConfig,
+    layers: &[LayerParams],
+) -> Result<RnnParams> {
     let mut named = Vec::new();
     for (l, lp) in layers.iter().enumerate() {
         for v in lp.views(cfg, l) {

@@ -3,4 +3,6 @@
 #[path = "../common.rs"]
 mod common;
 
+mod backward;
 mod forward;
+mod ops;
