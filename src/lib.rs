@@ -17,9 +17,11 @@
 
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod context;
 pub mod encoder;
 pub mod error;
+pub mod interop;
 pub(crate) mod kernels;
 pub mod nn;
 pub(crate) mod pipeline;

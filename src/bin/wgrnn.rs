@@ -2,13 +2,17 @@
 //!
 //! - `wgrnn forward`: runs a forward pass of a configurable stack on the GPU, prints its
 //!   throughput and its agreement with the CPU reference.
+//! - `wgrnn bench`: timing of shapes and named suites, human table or JSON lines.
+//! - `wgrnn run`: PyTorch-compatible weights and inputs in safetensors files -> outputs (and
+//!   gradients) in a safetensors file.
 //!
 //! Exit status: 0 success, 1 runtime failure (no adapter, device error), 2 bad input or usage.
 
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use wgrnn::interop::{Backend, run_files};
 use wgrnn::reference::rnn::{RefInputs, RefParams, rnn_forward};
 use wgrnn::{Context, Error, ForwardInputs, Mode, Recorder, Rnn, RnnConfig, RnnParams, Tensor};
 
@@ -62,8 +66,83 @@ impl ShapeArgs {
     }
 }
 
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum BackendArg {
+    /// The WGSL kernels on the GPU (fails when no adapter exists; never falls back).
+    Gpu,
+    /// The f64 CPU reference.
+    Cpu,
+}
+
+const BENCH_HELP: &str = "FLOP convention: the forward counts 2*G*H*(I_l + H)*B*T per layer l and \
+direction (I_l = I for layer 0, D*H above; G = 4 LSTM, 3 GRU, 1 RNN); backward counts twice the \
+forward, train three times. us_per_step = the whole stack's time / T. Times are medians after \
+warm-up; GPU time comes from timestamp queries where the adapter has them (time_source = gpu), \
+else wall time including encoding and submission (time_source = wall).";
+
 #[derive(Subcommand)]
 enum Cmd {
+    /// Time shapes or a named suite; a human table, or one JSON object per line with --json.
+    #[command(after_help = BENCH_HELP)]
+    Bench {
+        #[command(flatten)]
+        shape: ShapeArgs,
+        /// Named suite instead of one shape: core, deepbench-train, deepbench-infer, smoke.
+        #[arg(long, conflicts_with_all = ["mode", "input", "hidden", "batch", "seq", "layers", "bidirectional"])]
+        suite: Option<String>,
+        /// inference, forward (training-mode forward), backward (alone, after one forward),
+        /// train (forward + backward). Default: inference; a suite runs inference and train.
+        #[arg(long)]
+        pass: Option<String>,
+        /// Timed repetitions (after warm-up).
+        #[arg(long, default_value_t = 10)]
+        reps: usize,
+        /// Untimed warm-up runs.
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        /// One JSON object per shape and pass on its own line.
+        #[arg(long)]
+        json: bool,
+        /// Compare with the CPU reference first (at a reduced T); on a mismatch print the
+        /// error, report no time and exit with status 1.
+        #[arg(long)]
+        check: bool,
+        /// For slow adapters: one warm-up, three runs, T capped at 64.
+        #[arg(long)]
+        quick: bool,
+        /// Print the suite's shapes as JSON lines and exit (no GPU needed).
+        #[arg(long, requires = "suite")]
+        list: bool,
+        /// Run only these labels of the suite (comma-separated, e.g. S1,S3).
+        #[arg(long, requires = "suite")]
+        only: Option<String>,
+    },
+    /// Run PyTorch-compatible weights on an input file; write outputs (and gradients when the
+    /// input file holds grad_output / grad_h_n / grad_c_n).
+    ///
+    /// Weights: safetensors named like nn.LSTM/GRU/RNN's state_dict (weight_ih_l0, ...,
+    /// *_reverse), metadata `mode` = LSTM | GRU | RNN_TANH | RNN_RELU. Input: `input` [T, B, I],
+    /// optional `h0`, `c0` [L*D, B, H], `lengths` [B] (i32/i64), `grad_output` [T, B, D*H],
+    /// `grad_h_n`, `grad_c_n`. Output: `output`, `h_n`, `c_n`, and after a backward
+    /// `grad_input`, `grad_h0`, `grad_c0`, `grad.<parameter>`. Exit status 0 ok, 2 bad input,
+    /// 1 runtime failure.
+    Run {
+        /// Weights file (safetensors).
+        #[arg(long)]
+        weights: std::path::PathBuf,
+        /// Input file (safetensors).
+        #[arg(long)]
+        input: std::path::PathBuf,
+        /// Output file (safetensors); written to a temporary name and renamed.
+        #[arg(long)]
+        output: std::path::PathBuf,
+        /// Where to compute.
+        #[arg(long, value_enum, default_value = "gpu")]
+        backend: BackendArg,
+        /// `input`, `grad_output`, `output` and `grad_input` are [B, T, ...].
+        #[arg(long)]
+        batch_first: bool,
+    },
     /// Run a forward pass on the GPU; print throughput and agreement with the CPU reference.
     Forward {
         #[command(flatten)]
@@ -81,7 +160,18 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            // clap's help and version are not failures; usage errors exit with status 2.
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     let res = match cli.cmd {
         Cmd::Forward {
             shape,
@@ -89,6 +179,47 @@ fn main() -> ExitCode {
             no_check,
             seed,
         } => cmd_forward(&shape, reps, !no_check, seed),
+        Cmd::Bench {
+            shape,
+            suite,
+            pass,
+            reps,
+            warmup,
+            json,
+            check,
+            quick,
+            list,
+            only,
+        } => {
+            let sel = BenchSelect {
+                suite: suite.as_deref(),
+                only: only.as_deref(),
+                list,
+            };
+            cmd_bench(
+                &shape,
+                sel,
+                pass.as_deref(),
+                reps,
+                warmup,
+                json,
+                check,
+                quick,
+            )
+        }
+        Cmd::Run {
+            weights,
+            input,
+            output,
+            backend,
+            batch_first,
+        } => {
+            let backend = match backend {
+                BackendArg::Gpu => Backend::Gpu,
+                BackendArg::Cpu => Backend::Cpu,
+            };
+            run_files(&weights, &input, &output, backend, batch_first).map(|_| ExitCode::SUCCESS)
+        }
     };
     match res {
         Ok(code) => code,
@@ -220,6 +351,196 @@ fn cmd_forward(shape: &ShapeArgs, reps: usize, check: bool, seed: u64) -> Result
     if e_out.max(e_h) > 1e-4 {
         eprintln!("wgrnn: GPU and CPU reference disagree");
         return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Relative error tolerated by `bench --check` (the conformance tests' bound; docs/NUMERICS.md).
+const CHECK_TOL: f64 = 1e-4;
+/// Reference FLOPs `bench --check` may spend per shape: it shortens T to stay under this.
+const CHECK_BUDGET_FLOPS: f64 = 4e9;
+
+/// Which shapes `bench` runs.
+struct BenchSelect<'a> {
+    suite: Option<&'a str>,
+    only: Option<&'a str>,
+    list: bool,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn cmd_bench(
+    shape: &ShapeArgs,
+    sel: BenchSelect,
+    pass: Option<&str>,
+    reps: usize,
+    warmup: usize,
+    json: bool,
+    check: bool,
+    quick: bool,
+) -> Result<ExitCode, Error> {
+    use wgrnn::bench::{BenchOptions, Pass, Shape, check_shape, run_bench, suite as suite_shapes};
+    let suite = sel.suite;
+    let mut shapes: Vec<Shape> = match suite {
+        Some(name) => suite_shapes(name)?,
+        None => {
+            let cfg = shape.config()?;
+            vec![Shape {
+                label: "custom".into(),
+                mode: cfg.mode,
+                input: shape.input,
+                hidden: shape.hidden,
+                batch: shape.batch,
+                seq: shape.seq,
+                layers: shape.layers,
+                bidirectional: shape.bidirectional,
+            }]
+        }
+    };
+    if let Some(only) = sel.only {
+        let want: Vec<&str> = only.split(',').collect();
+        if let Some(w) = want.iter().find(|w| !shapes.iter().any(|s| s.label == **w)) {
+            return Err(Error::config(format!(
+                "--only: no shape labelled {w:?} in the suite"
+            )));
+        }
+        shapes.retain(|s| want.contains(&s.label.as_str()));
+    }
+    if sel.list {
+        for s in &shapes {
+            println!(
+                "{{\"label\":\"{}\",\"mode\":\"{}\",\"input\":{},\"hidden\":{},\"batch\":{},\"seq\":{},\"layers\":{},\"bidirectional\":{}}}",
+                s.label,
+                s.mode_name(),
+                s.input,
+                s.hidden,
+                s.batch,
+                s.seq,
+                s.layers,
+                s.bidirectional
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let passes: Vec<Pass> = match (pass, suite) {
+        (Some(p), _) => vec![Pass::parse(p)?],
+        (None, Some(_)) => vec![Pass::Inference, Pass::Train],
+        (None, None) => vec![Pass::Inference],
+    };
+    if reps == 0 {
+        return Err(Error::config("--reps must be at least 1"));
+    }
+    let opts = if quick {
+        BenchOptions { warmup: 1, reps: 3 }
+    } else {
+        BenchOptions { warmup, reps }
+    };
+    let ctx = Context::new()?;
+    let adapter = ctx.adapter_name().to_string();
+    let backend = ctx.backend();
+    if !json {
+        println!(
+            "adapter: {adapter} ({backend}); GPU timestamps: {}",
+            if ctx.has_timestamps() {
+                "yes"
+            } else {
+                "no (wall time)"
+            }
+        );
+        if quick {
+            println!("quick: 1 warm-up, 3 runs, T capped at 64");
+        }
+        println!(
+            "{:<18} {:<9} {:>5} {:>5} {:>4} {:>5} {:>2} {:>2} {:<9} {:>10} {:>10} {:>10} {:>8} {:>6}",
+            "shape",
+            "mode",
+            "I",
+            "H",
+            "B",
+            "T",
+            "L",
+            "D",
+            "pass",
+            "gpu_ms",
+            "wall_ms",
+            "us/step",
+            "TFLOP/s",
+            "disp"
+        );
+    }
+    for s in &shapes {
+        let mut run_shape = s.clone();
+        if quick {
+            run_shape.seq = s.seq.min(64);
+        }
+        for &p in &passes {
+            if check {
+                let per_step = run_shape.forward_flops() / run_shape.seq as f64 * p.flop_factor();
+                let max_seq = ((CHECK_BUDGET_FLOPS / per_step) as usize).clamp(1, 8);
+                let err = check_shape(&ctx, &run_shape, p, max_seq)?;
+                if !(err <= CHECK_TOL) {
+                    eprintln!(
+                        "wgrnn: check failed for {} {} pass {}: relative error {err:.3e} > {CHECK_TOL:.0e} against the CPU reference",
+                        s.label,
+                        s.mode_name(),
+                        p.name()
+                    );
+                    return Ok(ExitCode::from(1));
+                }
+            }
+            let r = run_bench(&ctx, &run_shape, p, opts)?;
+            let (t_ms, src) = r.time_ms();
+            let _ = t_ms;
+            if json {
+                let num = |v: Option<f64>| v.map_or("null".to_string(), |x| format!("{x:.6}"));
+                println!(
+                    "{{\"label\":\"{}\",\"mode\":\"{}\",\"input\":{},\"hidden\":{},\"batch\":{},\"seq\":{},\"seq_requested\":{},\"layers\":{},\"bidirectional\":{},\"pass\":\"{}\",\"gpu_ms\":{},\"gpu_ms_min\":{},\"gpu_ms_max\":{},\"wall_ms\":{:.6},\"wall_ms_min\":{:.6},\"wall_ms_max\":{:.6},\"us_per_step\":{:.6},\"tflops\":{:.6},\"time_source\":\"{}\",\"dispatches\":{},\"submits\":{},\"reps\":{},\"quick\":{},\"adapter\":\"{}\",\"backend\":\"{}\"}}",
+                    r.shape.label,
+                    r.shape.mode_name(),
+                    r.shape.input,
+                    r.shape.hidden,
+                    r.shape.batch,
+                    r.shape.seq,
+                    s.seq,
+                    r.shape.layers,
+                    r.shape.bidirectional,
+                    p.name(),
+                    num(r.gpu.map(|g| g.median)),
+                    num(r.gpu.map(|g| g.min)),
+                    num(r.gpu.map(|g| g.max)),
+                    r.wall.median,
+                    r.wall.min,
+                    r.wall.max,
+                    r.us_per_step(),
+                    r.tflops(),
+                    src,
+                    r.dispatches,
+                    r.submits,
+                    r.reps,
+                    quick,
+                    adapter.replace('"', "'"),
+                    backend
+                );
+            } else {
+                println!(
+                    "{:<18} {:<9} {:>5} {:>5} {:>4} {:>5} {:>2} {:>2} {:<9} {:>10} {:>10.3} {:>10.2} {:>8.3} {:>6}",
+                    r.shape.label,
+                    r.shape.mode_name(),
+                    r.shape.input,
+                    r.shape.hidden,
+                    r.shape.batch,
+                    r.shape.seq,
+                    r.shape.layers,
+                    if r.shape.bidirectional { 2 } else { 1 },
+                    p.name(),
+                    r.gpu.map_or("n/a".into(), |g| format!("{:.3}", g.median)),
+                    r.wall.median,
+                    r.us_per_step(),
+                    r.tflops(),
+                    r.dispatches
+                );
+            }
+            ctx.trim_pool();
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

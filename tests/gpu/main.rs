@@ -5,4 +5,6 @@ mod common;
 
 mod backward;
 mod forward;
+mod golden;
+mod interop;
 mod ops;

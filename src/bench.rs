@@ -1,0 +1,544 @@
+//! Benchmark shapes, suites, the FLOP convention and the timing loop behind `wgrnn bench` and the
+//! criterion benches.
+//!
+//! FLOP convention: the forward counts `2 * G * H * (I_l + H) * B * T` per layer l and direction
+//! (I_l = I for layer 0, D*H above); a backward counts twice the forward; train (forward +
+//! backward) three times.
+
+use std::time::Instant;
+
+use crate::context::Context;
+use crate::encoder::Recorder;
+use crate::error::{Error, Result};
+use crate::reference::rnn::{RefInputs, RefParams, rnn_backward, rnn_forward};
+use crate::rnn::{ForwardInputs, Mode, Rnn, RnnConfig, RnnParams, Upstream};
+use crate::tensor::Tensor;
+
+/// What is timed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pass {
+    /// Inference forward.
+    Inference,
+    /// Training-mode forward (keeps what the backward needs).
+    Forward,
+    /// Backward alone, after one untimed training forward.
+    Backward,
+    /// Training forward + backward in one submission.
+    Train,
+}
+
+impl Pass {
+    /// Parses `inference`, `forward`, `backward`, `train`.
+    pub fn parse(s: &str) -> Result<Pass> {
+        match s {
+            "inference" => Ok(Pass::Inference),
+            "forward" => Ok(Pass::Forward),
+            "backward" => Ok(Pass::Backward),
+            "train" => Ok(Pass::Train),
+            _ => Err(Error::config(format!(
+                "unknown pass {s:?} (expected inference, forward, backward or train)"
+            ))),
+        }
+    }
+
+    /// The name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pass::Inference => "inference",
+            Pass::Forward => "forward",
+            Pass::Backward => "backward",
+            Pass::Train => "train",
+        }
+    }
+
+    /// Multiple of the forward's FLOPs this pass counts.
+    pub fn flop_factor(self) -> f64 {
+        match self {
+            Pass::Inference | Pass::Forward => 1.0,
+            Pass::Backward => 2.0,
+            Pass::Train => 3.0,
+        }
+    }
+}
+
+/// One benchmark shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Shape {
+    /// A label (`S3`, `deepbench-train-17`, ...).
+    pub label: String,
+    /// The cell.
+    pub mode: Mode,
+    /// I
+    pub input: usize,
+    /// H
+    pub hidden: usize,
+    /// B
+    pub batch: usize,
+    /// T
+    pub seq: usize,
+    /// L
+    pub layers: usize,
+    /// D = 2 when true.
+    pub bidirectional: bool,
+}
+
+impl Shape {
+    /// The stack's configuration.
+    pub fn config(&self) -> RnnConfig {
+        RnnConfig::new(self.mode, self.input, self.hidden)
+            .layers(self.layers)
+            .bidirectional(self.bidirectional)
+    }
+
+    /// Forward FLOPs by the convention above.
+    pub fn forward_flops(&self) -> f64 {
+        let cfg = self.config();
+        (0..cfg.num_layers)
+            .map(|l| {
+                2.0 * (cfg.gate_rows() * (cfg.layer_input(l) + cfg.hidden_size)) as f64
+                    * (self.batch * self.seq * cfg.dirs()) as f64
+            })
+            .sum()
+    }
+
+    /// The CLI's mode name (`lstm`, `gru`, `rnn_tanh`, `rnn_relu`).
+    pub fn mode_name(&self) -> String {
+        self.mode.torch_name().to_lowercase()
+    }
+}
+
+fn shape(
+    label: &str,
+    mode: Mode,
+    io: (usize, usize),
+    b: usize,
+    t: usize,
+    l: usize,
+    bi: bool,
+) -> Shape {
+    Shape {
+        label: label.to_string(),
+        mode,
+        input: io.0,
+        hidden: io.1,
+        batch: b,
+        seq: t,
+        layers: l,
+        bidirectional: bi,
+    }
+}
+
+/// Baidu DeepBench's RNN problems (code/kernels/rnn_problems.h): (hidden, batch, timesteps,
+/// cell), training set. DeepBench uses I = H and "vanilla" = ReLU RNN.
+const DEEPBENCH_TRAIN: &[(usize, usize, usize, &str)] = &[
+    (1760, 16, 50, "vanilla"),
+    (1760, 32, 50, "vanilla"),
+    (1760, 64, 50, "vanilla"),
+    (1760, 128, 50, "vanilla"),
+    (2048, 16, 50, "vanilla"),
+    (2048, 32, 50, "vanilla"),
+    (2048, 64, 50, "vanilla"),
+    (2048, 128, 50, "vanilla"),
+    (2560, 16, 50, "vanilla"),
+    (2560, 32, 50, "vanilla"),
+    (2560, 64, 50, "vanilla"),
+    (2560, 128, 50, "vanilla"),
+    (512, 16, 25, "lstm"),
+    (512, 32, 25, "lstm"),
+    (512, 64, 25, "lstm"),
+    (512, 128, 25, "lstm"),
+    (1024, 16, 25, "lstm"),
+    (1024, 32, 25, "lstm"),
+    (1024, 64, 25, "lstm"),
+    (1024, 128, 25, "lstm"),
+    (2048, 16, 25, "lstm"),
+    (2048, 32, 25, "lstm"),
+    (2048, 64, 25, "lstm"),
+    (2048, 128, 25, "lstm"),
+    (4096, 16, 25, "lstm"),
+    (4096, 32, 25, "lstm"),
+    (4096, 64, 25, "lstm"),
+    (4096, 128, 25, "lstm"),
+    (1536, 8, 50, "lstm"),
+    (1536, 16, 50, "lstm"),
+    (1536, 32, 50, "lstm"),
+    (256, 16, 150, "lstm"),
+    (256, 32, 150, "lstm"),
+    (256, 64, 150, "lstm"),
+    (2816, 32, 750, "gru"),
+    (2816, 32, 375, "gru"),
+    (2816, 32, 187, "gru"),
+    (2048, 32, 1500, "gru"),
+    (2048, 32, 750, "gru"),
+    (2048, 32, 375, "gru"),
+    (2048, 32, 187, "gru"),
+    (1536, 32, 1500, "gru"),
+    (1536, 32, 750, "gru"),
+    (1536, 32, 375, "gru"),
+    (1536, 32, 187, "gru"),
+    (2560, 32, 1500, "gru"),
+    (2560, 32, 750, "gru"),
+    (2560, 32, 375, "gru"),
+    (2560, 32, 187, "gru"),
+    (512, 32, 1, "gru"),
+    (1024, 32, 1500, "gru"),
+    (1024, 64, 1500, "gru"),
+];
+
+/// DeepBench's server inference set.
+const DEEPBENCH_INFER: &[(usize, usize, usize, &str)] = &[
+    (512, 1, 25, "lstm"),
+    (512, 2, 25, "lstm"),
+    (512, 4, 25, "lstm"),
+    (1024, 1, 25, "lstm"),
+    (1024, 2, 25, "lstm"),
+    (1024, 4, 25, "lstm"),
+    (2048, 1, 25, "lstm"),
+    (2048, 2, 25, "lstm"),
+    (2048, 4, 25, "lstm"),
+    (1536, 1, 50, "lstm"),
+    (1536, 2, 50, "lstm"),
+    (1536, 4, 50, "lstm"),
+    (256, 1, 150, "lstm"),
+    (256, 2, 150, "lstm"),
+    (256, 4, 150, "lstm"),
+    (2816, 1, 1500, "gru"),
+    (2816, 1, 750, "gru"),
+    (2816, 1, 375, "gru"),
+    (2816, 1, 187, "gru"),
+    (2816, 2, 1500, "gru"),
+    (2816, 2, 750, "gru"),
+    (2816, 2, 375, "gru"),
+    (2816, 2, 187, "gru"),
+    (2816, 4, 1500, "gru"),
+    (2816, 4, 750, "gru"),
+    (2816, 4, 375, "gru"),
+    (2816, 4, 187, "gru"),
+    (2048, 1, 1500, "gru"),
+    (2048, 1, 750, "gru"),
+    (2048, 1, 375, "gru"),
+    (2048, 1, 187, "gru"),
+    (2048, 2, 1500, "gru"),
+    (2048, 2, 750, "gru"),
+    (2048, 2, 375, "gru"),
+    (2048, 2, 187, "gru"),
+    (2048, 4, 1500, "gru"),
+    (2048, 4, 750, "gru"),
+    (2048, 4, 375, "gru"),
+    (2048, 4, 187, "gru"),
+    (1536, 1, 1500, "gru"),
+    (1536, 1, 750, "gru"),
+    (1536, 1, 375, "gru"),
+    (1536, 1, 187, "gru"),
+    (1536, 2, 1500, "gru"),
+    (1536, 2, 750, "gru"),
+    (1536, 2, 375, "gru"),
+    (1536, 2, 187, "gru"),
+    (1536, 4, 1500, "gru"),
+    (1536, 4, 750, "gru"),
+    (1536, 4, 375, "gru"),
+    (1536, 4, 187, "gru"),
+    (2560, 1, 1500, "gru"),
+    (2560, 1, 750, "gru"),
+    (2560, 1, 375, "gru"),
+    (2560, 1, 187, "gru"),
+    (2560, 2, 1500, "gru"),
+    (2560, 2, 750, "gru"),
+    (2560, 2, 375, "gru"),
+    (2560, 2, 187, "gru"),
+    (2560, 4, 1500, "gru"),
+    (2560, 4, 750, "gru"),
+    (2560, 4, 375, "gru"),
+    (2560, 4, 187, "gru"),
+    (512, 1, 1, "gru"),
+    (512, 2, 1, "gru"),
+    (512, 4, 1, "gru"),
+    (1024, 1, 1500, "gru"),
+    (1024, 2, 1500, "gru"),
+    (1024, 4, 1500, "gru"),
+];
+
+/// Names accepted by [`suite`].
+pub const SUITES: [&str; 4] = ["core", "deepbench-train", "deepbench-infer", "smoke"];
+
+fn deepbench(prefix: &str, rows: &[(usize, usize, usize, &str)]) -> Vec<Shape> {
+    rows.iter()
+        .enumerate()
+        .map(|(i, &(h, b, t, cell))| {
+            let mode = match cell {
+                "lstm" => Mode::Lstm,
+                "gru" => Mode::Gru,
+                _ => Mode::RnnRelu,
+            };
+            shape(&format!("{prefix}-{}", i + 1), mode, (h, h), b, t, 1, false)
+        })
+        .collect()
+}
+
+/// The shapes of a named suite: `core` (S1..S8), `deepbench-train`, `deepbench-infer`, `smoke`.
+pub fn suite(name: &str) -> Result<Vec<Shape>> {
+    use Mode::*;
+    Ok(match name {
+        "core" => vec![
+            shape("S1", Lstm, (256, 256), 1, 128, 1, false),
+            shape("S2", Lstm, (512, 512), 64, 100, 4, false),
+            shape("S3", Lstm, (1024, 1024), 64, 100, 1, false),
+            shape("S4", Lstm, (768, 768), 16, 1024, 1, false),
+            shape("S5-lstm", Lstm, (128, 128), 32, 512, 1, false),
+            shape("S5-gru", Gru, (128, 128), 32, 512, 1, false),
+            shape("S6-lstm", Lstm, (80, 512), 32, 500, 3, true),
+            shape("S6-gru", Gru, (80, 512), 32, 500, 3, true),
+            shape("S7", Lstm, (1024, 1024), 256, 64, 1, false),
+            shape("S8", Gru, (1024, 1024), 32, 1500, 1, false),
+        ],
+        "deepbench-train" => deepbench("deepbench-train", DEEPBENCH_TRAIN),
+        "deepbench-infer" => deepbench("deepbench-infer", DEEPBENCH_INFER),
+        "smoke" => vec![
+            shape("smoke-lstm", Lstm, (16, 24), 3, 7, 2, false),
+            shape("smoke-gru", Gru, (9, 13), 2, 5, 1, true),
+        ],
+        _ => {
+            return Err(Error::config(format!(
+                "unknown suite {name:?} (expected one of {SUITES:?})"
+            )));
+        }
+    })
+}
+
+/// Timing options.
+#[derive(Clone, Copy, Debug)]
+pub struct BenchOptions {
+    /// Untimed runs first.
+    pub warmup: usize,
+    /// Timed runs.
+    pub reps: usize,
+}
+
+/// Median and spread of one quantity, milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stats {
+    /// Median.
+    pub median: f64,
+    /// Fastest run.
+    pub min: f64,
+    /// Slowest run.
+    pub max: f64,
+}
+
+impl Stats {
+    fn of(v: &mut [f64]) -> Option<Stats> {
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(|a, b| a.total_cmp(b));
+        let n = v.len();
+        let median = if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            0.5 * (v[n / 2 - 1] + v[n / 2])
+        };
+        Some(Stats {
+            median,
+            min: v[0],
+            max: v[n - 1],
+        })
+    }
+}
+
+/// One shape and pass, measured.
+#[derive(Clone, Debug)]
+pub struct BenchResult {
+    /// The shape (with the T actually run).
+    pub shape: Shape,
+    /// The pass.
+    pub pass: Pass,
+    /// GPU time from timestamp queries (None without them).
+    pub gpu: Option<Stats>,
+    /// Wall time: recording, encoding, submission and the wait.
+    pub wall: Stats,
+    /// Compute dispatches per call.
+    pub dispatches: usize,
+    /// Submits per call.
+    pub submits: usize,
+    /// Timed runs.
+    pub reps: usize,
+}
+
+impl BenchResult {
+    /// The time `us_per_step` and `tflops` use: GPU time where it exists, else wall time.
+    pub fn time_ms(&self) -> (f64, &'static str) {
+        match self.gpu {
+            Some(g) => (g.median, "gpu"),
+            None => (self.wall.median, "wall"),
+        }
+    }
+
+    /// The whole stack's time divided by T, microseconds.
+    pub fn us_per_step(&self) -> f64 {
+        self.time_ms().0 * 1e3 / self.shape.seq as f64
+    }
+
+    /// Achieved TFLOP/s by the convention in this module's docs.
+    pub fn tflops(&self) -> f64 {
+        self.shape.forward_flops() * self.pass.flop_factor() / (self.time_ms().0 * 1e-3) / 1e12
+    }
+}
+
+/// Deterministic values in [-1, 1) (xorshift), so benchmarks never run on zeros.
+pub fn bench_data(seed: u64, n: usize) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// Times `pass` of `shape` on `ctx`: warm-up, then `reps` runs, each one submission.
+pub fn run_bench(
+    ctx: &Context,
+    shape: &Shape,
+    pass: Pass,
+    opts: BenchOptions,
+) -> Result<BenchResult> {
+    let cfg = shape.config();
+    let rnn = Rnn::random(ctx, &cfg, 1)?;
+    let (t, b) = (shape.seq, shape.batch);
+    let x = Tensor::from_f32(
+        ctx,
+        "input",
+        &[t, b, shape.input],
+        &bench_data(2, t * b * shape.input),
+    )?;
+    let out_w = cfg.dirs() * cfg.hidden_size;
+    let dy = Tensor::from_f32(
+        ctx,
+        "grad_output",
+        &[t, b, out_w],
+        &bench_data(3, t * b * out_w),
+    )?;
+    let inp = ForwardInputs::default();
+    let up = Upstream {
+        output: Some(&dy),
+        ..Default::default()
+    };
+    let saved = if pass == Pass::Backward {
+        Some(rnn.forward_train(ctx, &x, &inp)?.1)
+    } else {
+        None
+    };
+    let mut gpu = Vec::new();
+    let mut wall = Vec::new();
+    let mut dispatches = 0;
+    for i in 0..opts.warmup + opts.reps {
+        let start = Instant::now();
+        let mut rec = Recorder::new(ctx).with_timestamps();
+        match pass {
+            Pass::Inference => {
+                rnn.record_forward(&mut rec, &x, &inp, false)?;
+            }
+            Pass::Forward => {
+                rnn.record_forward(&mut rec, &x, &inp, true)?;
+            }
+            Pass::Backward => {
+                let st = saved
+                    .as_ref()
+                    .ok_or_else(|| Error::Device("internal: no state".into()))?;
+                rnn.record_backward(&mut rec, st, &up, None)?;
+            }
+            Pass::Train => {
+                let (_, st) = rnn.record_forward(&mut rec, &x, &inp, true)?;
+                let st = st.ok_or_else(|| Error::Device("internal: no state".into()))?;
+                rnn.record_backward(&mut rec, &st, &up, None)?;
+            }
+        }
+        let sub = rec.submit()?;
+        sub.wait(ctx)?;
+        let w = start.elapsed().as_secs_f64() * 1e3;
+        let g = sub.gpu_ms(ctx)?;
+        dispatches = sub.dispatches;
+        if i >= opts.warmup {
+            wall.push(w);
+            if let Some(g) = g {
+                gpu.push(g);
+            }
+        }
+    }
+    Ok(BenchResult {
+        shape: shape.clone(),
+        pass,
+        gpu: Stats::of(&mut gpu),
+        wall: Stats::of(&mut wall).ok_or_else(|| Error::config("--reps must be at least 1"))?,
+        dispatches,
+        submits: 1,
+        reps: opts.reps,
+    })
+}
+
+fn rel_err(got: &[f32], want: &[f64]) -> f64 {
+    let (mut n, mut d) = (0.0, 0.0);
+    for (&g, &w) in got.iter().zip(want) {
+        if !g.is_finite() {
+            return f64::INFINITY;
+        }
+        n += (g as f64 - w).powi(2);
+        d += w * w;
+    }
+    (n / d.max(1e-300)).sqrt()
+}
+
+/// Compares the GPU with the CPU reference for `shape` at a reduced T (at most `max_seq`):
+/// outputs for inference/forward, also every gradient for backward/train. Returns the worst
+/// relative error over the tensors.
+pub fn check_shape(ctx: &Context, shape: &Shape, pass: Pass, max_seq: usize) -> Result<f64> {
+    let cfg = shape.config();
+    let t = shape.seq.min(max_seq).max(1);
+    let b = shape.batch;
+    let params = RnnParams::init(&cfg, 5)?;
+    let rnn = Rnn::new(ctx, &params)?;
+    let xv = bench_data(6, t * b * shape.input);
+    let out_w = cfg.dirs() * cfg.hidden_size;
+    let dyv = bench_data(7, t * b * out_w);
+    let x = Tensor::from_f32(ctx, "input", &[t, b, shape.input], &xv)?;
+    let rp = RefParams::from_params(&params);
+    let rin = RefInputs {
+        x: xv.iter().map(|&v| v as f64).collect(),
+        seq: t,
+        batch: b,
+        ..Default::default()
+    };
+    let rf = rnn_forward(&rp, &rin);
+    let inp = ForwardInputs::default();
+    if matches!(pass, Pass::Inference | Pass::Forward) {
+        let out = rnn.forward(ctx, &x, &inp)?;
+        return Ok(rel_err(&out.output.to_vec(ctx)?, &rf.output)
+            .max(rel_err(&out.h_n.to_vec(ctx)?, &rf.h_n)));
+    }
+    let dy = Tensor::from_f32(ctx, "grad_output", &[t, b, out_w], &dyv)?;
+    let (out, st) = rnn.forward_train(ctx, &x, &inp)?;
+    let g = rnn.backward(
+        ctx,
+        &st,
+        &Upstream {
+            output: Some(&dy),
+            ..Default::default()
+        },
+        None,
+    )?;
+    let rg = rnn_backward(
+        &rp,
+        &rf,
+        Some(&dyv.iter().map(|&v| v as f64).collect::<Vec<_>>()),
+        None,
+        None,
+    );
+    let mut worst = rel_err(&out.output.to_vec(ctx)?, &rf.output);
+    worst = worst.max(rel_err(&g.input.to_vec(ctx)?, &rg.input));
+    for (v, (_, want)) in g.param_views(&cfg).iter().zip(&rg.params) {
+        worst = worst.max(rel_err(&v.to_host(ctx)?.data, want));
+    }
+    Ok(worst)
+}
