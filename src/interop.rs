@@ -345,7 +345,7 @@ impl RunInputs {
 
 /// Swaps the first two axes of `[A, B, X]` -> `[B, A, X]` (batch-first files).
 fn swap01(v: &[f32], a: usize, b: usize) -> Vec<f32> {
-    let x = if a * b == 0 { 0 } else { v.len() / (a * b) };
+    let x = v.len().checked_div(a * b).unwrap_or(0);
     let mut out = vec![0.0; v.len()];
     for i in 0..a {
         for j in 0..b {
