@@ -477,7 +477,7 @@ fn cmd_bench(
                 let per_step = run_shape.forward_flops() / run_shape.seq as f64 * p.flop_factor();
                 let max_seq = ((CHECK_BUDGET_FLOPS / per_step) as usize).clamp(1, 8);
                 let err = check_shape(&ctx, &run_shape, p, max_seq)?;
-                if !(err <= CHECK_TOL) {
+                if err.is_nan() || err > CHECK_TOL {
                     eprintln!(
                         "wgrnn: check failed for {} {} pass {}: relative error {err:.3e} > {CHECK_TOL:.0e} against the CPU reference",
                         s.label,
