@@ -8,7 +8,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-out}"; mkdir -p "$OUT"
 SUITE="${1:-core}"; PASSES="${2:-inference,train}"
-if ! ldconfig -p | grep -q 'libvulkan\.so\.1'; then
+# NVIDIA's Vulkan driver lives in libGLX_nvidia and needs the loader plus glvnd's dispatch
+# libraries; unpack them when the machine lacks them.
+if [ -d .gl ] && ! ldconfig -p | grep -q 'libGLdispatch\.so\.0'; then
   for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
 fi
 if [ -z "${VK_DRIVER_FILES:-}" ]; then
@@ -16,6 +18,7 @@ if [ -z "${VK_DRIVER_FILES:-}" ]; then
     [ -e "$f" ] && export VK_DRIVER_FILES="$f" && break
   done
 fi
+export __EGL_VENDOR_LIBRARY_FILENAMES="${__EGL_VENDOR_LIBRARY_FILENAMES:-/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json}"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv | tee "$OUT/gpu.txt"
 git rev-parse --short HEAD 2>/dev/null | tee -a "$OUT/gpu.txt" || true
 ./target/release/wgrnn forward --seq 20 --batch 8 2>&1 | tee "$OUT/forward.txt"
