@@ -135,3 +135,87 @@ fn matmul_regblock(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Large tiles for large GPU problems: a 128x128 tile per 16x16 workgroup, an 8x8 block per
+// invocation (rows ty*4 + 64*i + r, columns tx*4 + 64*j + q: neighbouring invocations read
+// neighbouring vec4s of workgroup memory), K staged in slices of 16 with the next slice loaded
+// into registers while the current one is multiplied.
+
+const LT: u32 = 128u;
+var<workgroup> la: array<vec4<f32>, 512>;   // [TK, 128 / 4] (A^T slice)
+var<workgroup> lb: array<vec4<f32>, 512>;   // [TK, 128 / 4]
+
+@compute @workgroup_size(16, 16)
+fn matmul_large(@builtin(local_invocation_id) lid: vec3<u32>,
+                @builtin(workgroup_id) wid: vec3<u32>) {
+  let z = wid.z;
+  let m0 = wid.y * LT;
+  let n0 = wid.x * LT;
+  let tid = lid.y * 16u + lid.x;
+  var acc: array<array<f32, 8>, 8>;
+  for (var r = 0u; r < 8u; r++) { for (var q = 0u; q < 8u; q++) { acc[r][q] = 0.0; } }
+  let a_k_fast = p.a_cs == 1u;
+  let b_n_fast = p.b_cs == 1u;
+  var ra: array<f32, 8>;
+  var rb: array<f32, 8>;
+  let nk = (p.k + TK - 1u) / TK;
+  let total = p.nsum * nk;
+  // Slice s covers summand s / nk, k from (s % nk) * TK.
+  for (var s = 0u; s <= total; s++) {
+    if (s > 0u) {
+      workgroupBarrier();
+      for (var e = 0u; e < 8u; e++) {
+        let l = tid + e * 256u;
+        var mm: u32; var ka: u32;
+        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % LT; ka = l / LT; }
+        la[ka * 32u + mm / 4u][mm % 4u] = ra[e];
+        var nn: u32; var kb: u32;
+        if (b_n_fast) { nn = l % LT; kb = l / LT; } else { kb = l % TK; nn = l / TK; }
+        lb[kb * 32u + nn / 4u][nn % 4u] = rb[e];
+      }
+      workgroupBarrier();
+    }
+    if (s < total) {
+      let i = s / nk;
+      let k0 = (s % nk) * TK;
+      let abase = p.a_off + z * p.a_zs + i * p.a_ss;
+      let bbase = p.b_off + z * p.b_zs + i * p.b_ss;
+      for (var e = 0u; e < 8u; e++) {
+        let l = tid + e * 256u;
+        var mm: u32; var ka: u32;
+        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % LT; ka = l / LT; }
+        let gm = m0 + mm; let gk = k0 + ka;
+        var va = 0.0;
+        if (gm < p.m && gk < p.k) { va = a[abase + gm * p.a_rs + gk * p.a_cs]; }
+        ra[e] = va;
+        var nn: u32; var kb: u32;
+        if (b_n_fast) { nn = l % LT; kb = l / LT; } else { kb = l % TK; nn = l / TK; }
+        let gn = n0 + nn; let gk2 = k0 + kb;
+        var vb = 0.0;
+        if (gn < p.n && gk2 < p.k) { vb = b[bbase + gk2 * p.b_rs + gn * p.b_cs]; }
+        rb[e] = vb;
+      }
+    }
+    if (s > 0u) {
+      for (var kk = 0u; kk < TK; kk++) {
+        let a0 = la[kk * 32u + lid.y];
+        let a1 = la[kk * 32u + 16u + lid.y];
+        let b0 = lb[kk * 32u + lid.x];
+        let b1 = lb[kk * 32u + 16u + lid.x];
+        let av = array<f32, 8>(a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w);
+        let bv = array<f32, 8>(b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w);
+        for (var r = 0u; r < 8u; r++) {
+          for (var q = 0u; q < 8u; q++) { acc[r][q] = fma(av[r], bv[q], acc[r][q]); }
+        }
+      }
+    }
+  }
+  for (var r = 0u; r < 8u; r++) {
+    let gm = m0 + lid.y * 4u + (r / 4u) * 64u + r % 4u;
+    for (var q = 0u; q < 8u; q++) {
+      let gn = n0 + lid.x * 4u + (q / 4u) * 64u + q % 4u;
+      if (gm < p.m && gn < p.n) { store(z, gm, gn, acc[r][q]); }
+    }
+  }
+}

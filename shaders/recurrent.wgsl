@@ -106,36 +106,47 @@ fn step_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
   for (var q = 0u; q < 4u; q++) {
     let b = b0 + q;
     if (b >= B) { break; }
-    let ip = state_at(d, t, s, b, j, false);
-    let io = state_at(d, t, s, b, j, true);
-    let h_prev = hs[ip];
-    var c_prev = 0.0;
-    if (G == 4u) { c_prev = cs[ip]; }
-    let yi = (t * B + b) * p.dirs * H + d * H + j;
-    let xrow = ((d * p.seq + t) * B + b) * GH;
-    let srow = ((d * p.seq + t) * B + b) * S * H;
-    if (is_valid(t, b)) {
-      var xg: array<f32, 4>;
-      var hg: array<f32, 4>;
-      for (var g = 0u; g < G; g++) {
-        xg[g] = xproj[xrow + g * H + j];
-        var r = acc[g][q];
-        if (has(F_BIAS)) { r += b_hh[d * GH + g * H + j]; }
-        hg[g] = r;
-      }
-      let o = cell_forward(xg, hg, h_prev, c_prev);
-      hs[io] = o.h;
-      if (G == 4u) { cs[io] = o.c; }
-      y[yi] = o.h;
-      if (has(F_TRAIN)) {
-        for (var e = 0u; e < S; e++) { saved[srow + e * H + j] = o.save[e]; }
-      }
-    } else {
-      // Past this sequence's length: carry the state, emit zeros.
-      hs[io] = h_prev;
-      if (G == 4u) { cs[io] = c_prev; }
-      y[yi] = 0.0;
+    var hg: array<f32, 4>;
+    for (var g = 0u; g < G; g++) { hg[g] = acc[g][q]; }
+    finish_forward(d, t, s, b, j, hg);
+  }
+}
+
+// The pointwise part of a forward step for unit j of row b, given the recurrent products
+// hg[g] = (W_hh h_{t-1})[g*H + j] (without b_hh).
+fn finish_forward(d: u32, t: u32, s: u32, b: u32, j: u32, hg_in: array<f32, 4>) {
+  let H = p.hidden;
+  let B = p.batch;
+  let GH = G * H;
+  let ip = state_at(d, t, s, b, j, false);
+  let io = state_at(d, t, s, b, j, true);
+  let h_prev = hs[ip];
+  var c_prev = 0.0;
+  if (G == 4u) { c_prev = cs[ip]; }
+  let yi = (t * B + b) * p.dirs * H + d * H + j;
+  let xrow = ((d * p.seq + t) * B + b) * GH;
+  let srow = ((d * p.seq + t) * B + b) * S * H;
+  if (is_valid(t, b)) {
+    var xg: array<f32, 4>;
+    var hg: array<f32, 4>;
+    for (var g = 0u; g < G; g++) {
+      xg[g] = xproj[xrow + g * H + j];
+      var r = hg_in[g];
+      if (has(F_BIAS)) { r += b_hh[d * GH + g * H + j]; }
+      hg[g] = r;
     }
+    let o = cell_forward(xg, hg, h_prev, c_prev);
+    hs[io] = o.h;
+    if (G == 4u) { cs[io] = o.c; }
+    y[yi] = o.h;
+    if (has(F_TRAIN)) {
+      for (var e = 0u; e < S; e++) { saved[srow + e * H + j] = o.save[e]; }
+    }
+  } else {
+    // Past this sequence's length: carry the state, emit zeros.
+    hs[io] = h_prev;
+    if (G == 4u) { cs[io] = c_prev; }
+    y[yi] = 0.0;
   }
 }
 
@@ -171,7 +182,6 @@ fn step_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (j >= H || b0 >= B) { return; }
   let GH = G * H;
   let k = p.iter;
-  let is_final = k == T;
   // This iteration processes step s = T-1-k; the step processed before it (later in the
   // direction's own order) is sf = s+1 = T-k, whose hidden-side gate gradients feed dh here.
   let sf = T - k;
@@ -191,53 +201,64 @@ fn step_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
   }
 
-  let cur = k & 1u;
-  let nxt = (k + 1u) & 1u;
   for (var q = 0u; q < 4u; q++) {
     let b = b0 + q;
     if (b >= B) { break; }
-    let ci = ((cur * p.dirs + d) * B + b) * H + j;
-    let ni = ((nxt * p.dirs + d) * B + b) * H + j;
-    var dh = dhs[ci] + rec[q];
-    var dc = 0.0;
-    if (G == 4u) { dc = dcs[ci]; }
-    if (is_final) {
-      let oi = p.h0_off + (d * B + b) * H + j;
-      dh0[oi] = dh;
-      if (G == 4u) { dc0[oi] = dc; }
-      continue;
+    finish_backward(d, b, j, rec[q]);
+  }
+}
+
+// The pointwise part of backward iteration k = p.iter for unit j of row b, given the recurrent
+// gradient rec = (dgates_{later} W_hh)[j].
+fn finish_backward(d: u32, b: u32, j: u32, rec: f32) {
+  let H = p.hidden;
+  let B = p.batch;
+  let T = p.seq;
+  let GH = G * H;
+  let k = p.iter;
+  let cur = k & 1u;
+  let nxt = (k + 1u) & 1u;
+  let ci = ((cur * p.dirs + d) * B + b) * H + j;
+  let ni = ((nxt * p.dirs + d) * B + b) * H + j;
+  var dh = dhs[ci] + rec;
+  var dc = 0.0;
+  if (G == 4u) { dc = dcs[ci]; }
+  if (k == T) {
+    let oi = p.h0_off + (d * B + b) * H + j;
+    dh0[oi] = dh;
+    if (G == 4u) { dc0[oi] = dc; }
+    return;
+  }
+  let s = T - 1u - k;
+  let t = time_of(d, s);
+  let grow = ((d * T + t) * B + b) * GH;
+  var valid = true;
+  if (has(F_LENGTHS)) { valid = t < blengths[b]; }
+  if (valid) {
+    if (has(F_DY)) { dh += dy[(t * B + b) * p.dirs * H + d * H + j]; }
+    let srow = ((d * T + t) * B + b) * S * H;
+    var sv: array<f32, 4>;
+    for (var e = 0u; e < S; e++) { sv[e] = bsaved[srow + e * H + j]; }
+    let ip = bstate(d, t, b, j, false);
+    let io = bstate(d, t, b, j, true);
+    var c_prev = 0.0;
+    var c_new = 0.0;
+    if (G == 4u) { c_prev = bcs[ip]; c_new = bcs[io]; }
+    let o = cell_backward(dh, dc, sv, bhs[ip], c_prev, bhs[io], c_new);
+    for (var g = 0u; g < G; g++) {
+      dgx[grow + g * H + j] = o.dgx[g];
+      if (SPLIT) { dgh[grow + g * H + j] = o.dgh[g]; }
     }
-    let s = T - 1u - k;
-    let t = time_of(d, s);
-    let grow = ((d * T + t) * B + b) * GH;
-    var valid = true;
-    if (has(F_LENGTHS)) { valid = t < blengths[b]; }
-    if (valid) {
-      if (has(F_DY)) { dh += dy[(t * B + b) * p.dirs * H + d * H + j]; }
-      let srow = ((d * T + t) * B + b) * S * H;
-      var sv: array<f32, 4>;
-      for (var e = 0u; e < S; e++) { sv[e] = bsaved[srow + e * H + j]; }
-      let ip = bstate(d, t, b, j, false);
-      let io = bstate(d, t, b, j, true);
-      var c_prev = 0.0;
-      var c_new = 0.0;
-      if (G == 4u) { c_prev = bcs[ip]; c_new = bcs[io]; }
-      let o = cell_backward(dh, dc, sv, bhs[ip], c_prev, bhs[io], c_new);
-      for (var g = 0u; g < G; g++) {
-        dgx[grow + g * H + j] = o.dgx[g];
-        if (SPLIT) { dgh[grow + g * H + j] = o.dgh[g]; }
-      }
-      dhs[ni] = o.dh_prev;
-      if (G == 4u) { dcs[ni] = o.dc_prev; }
-    } else {
-      // Padded step: no gate gradient, the state's gradient passes through unchanged.
-      for (var g = 0u; g < G; g++) {
-        dgx[grow + g * H + j] = 0.0;
-        if (SPLIT) { dgh[grow + g * H + j] = 0.0; }
-      }
-      dhs[ni] = dh;
-      if (G == 4u) { dcs[ni] = dc; }
+    dhs[ni] = o.dh_prev;
+    if (G == 4u) { dcs[ni] = o.dc_prev; }
+  } else {
+    // Padded step: no gate gradient, the state's gradient passes through unchanged.
+    for (var g = 0u; g < G; g++) {
+      dgx[grow + g * H + j] = 0.0;
+      if (SPLIT) { dgh[grow + g * H + j] = 0.0; }
     }
+    dhs[ni] = dh;
+    if (G == 4u) { dcs[ni] = dc; }
   }
 }
 
@@ -251,3 +272,177 @@ fn bstate(d: u32, t: u32, b: u32, j: u32, newer: bool) -> u32 {
 fn sigmoid(x: f32) -> f32 { return 1.0 / (1.0 + exp(-x)); }
 // tanh saturates to +-1 in f32 long before 20; clamping keeps every driver away from inf/inf.
 fn tanh_c(x: f32) -> f32 { return tanh(clamp(x, -20.0, 20.0)); }
+
+// ---------------------------------------------------------------------------------------------
+// Tiled variants for GPUs: the recurrent product of a step as a small GEMM staged through
+// workgroup memory, with the cell as its epilogue. A 16x16 workgroup owns a tile of BM = 16*RM
+// batch rows by BU = 16*UT hidden units (all G gates of each unit, so the epilogue has them in
+// registers). Invocation (tx, ty) owns rows ty + 16r (r < RM) and units tx*UT + q (q < UT).
+// The K loop stages BK-wide slices of h (or of the later step's gate gradients) and of W_hh,
+// and loads the next slice into registers while computing the current one.
+
+override RM: u32 = 1u;   // batch rows per invocation: 1, 2 or 4
+override UT: u32 = 1u;   // hidden units per invocation: UT * G <= 8
+const BK: u32 = 16u;
+const TILE_ROWS: u32 = 64u;    // max BM (RM <= 4)
+const TILE_COLS: u32 = 128u;   // max BU * G (UT * G <= 8)
+var<workgroup> tile_a: array<f32, 1024>;   // [BK, BM]: h (forward) or gate gradients (backward)
+var<workgroup> tile_w: array<f32, 2048>;   // [BK, BU*G] (forward) or [BK, BU] (backward)
+
+@group(1) @binding(0) var<storage, read> tw_hh: array<f32>;   // [D, G*H, H] as stored
+
+@compute @workgroup_size(16, 16)
+fn step_forward_tiled(@builtin(local_invocation_id) lid: vec3<u32>,
+                      @builtin(workgroup_id) wid: vec3<u32>) {
+  let H = p.hidden;
+  let B = p.batch;
+  let d = wid.z;
+  let s = p.iter;
+  let t = time_of(d, s);
+  let BM = 16u * RM;
+  let BU = 16u * UT;
+  let BN = BU * G;
+  let b0 = wid.y * BM;
+  let j0 = wid.x * BU;
+  let tid = lid.y * 16u + lid.x;
+  let wbase = d * G * H * H;
+  // Each invocation stages RM elements of the h slice and UT*G of the W slice per step of K.
+  var pa: array<f32, 4>;
+  var pw: array<f32, 8>;
+  var acc: array<array<f32, 8>, 4>;
+  for (var r = 0u; r < 4u; r++) { for (var c = 0u; c < 8u; c++) { acc[r][c] = 0.0; } }
+  // Loads of slice k0: element e of the h slice is (row e / BK, k e % BK); of the W slice,
+  // (column e / BK, k e % BK) with column = unit * G + gate: neighbours read neighbouring k.
+  for (var k0 = 0u; k0 < H + BK; k0 += BK) {
+    if (k0 > 0u) {
+      workgroupBarrier();
+      for (var r = 0u; r < RM; r++) {
+        let e = tid + 256u * r;
+        tile_a[(e % BK) * BM + e / BK] = pa[r];
+      }
+      for (var c = 0u; c < UT * G; c++) {
+        let e = tid + 256u * c;
+        tile_w[(e % BK) * BN + e / BK] = pw[c];
+      }
+      workgroupBarrier();
+    }
+    if (k0 < H) {
+      for (var r = 0u; r < RM; r++) {
+        let e = tid + 256u * r;
+        let b = b0 + e / BK;
+        let k = k0 + e % BK;
+        var v = 0.0;
+        if (b < B && k < H) { v = hs[state_at(d, t, s, b, k, false)]; }
+        pa[r] = v;
+      }
+      for (var c = 0u; c < UT * G; c++) {
+        let e = tid + 256u * c;
+        let col = e / BK;
+        let j = j0 + col / G;
+        let g = col % G;
+        let k = k0 + e % BK;
+        var v = 0.0;
+        if (j < H && k < H) { v = tw_hh[wbase + (g * H + j) * H + k]; }
+        pw[c] = v;
+      }
+    }
+    if (k0 > 0u) {
+      for (var kk = 0u; kk < BK; kk++) {
+        var a: array<f32, 4>;
+        var w: array<f32, 8>;
+        for (var r = 0u; r < RM; r++) { a[r] = tile_a[kk * BM + lid.y + 16u * r]; }
+        for (var c = 0u; c < UT * G; c++) { w[c] = tile_w[kk * BN + lid.x * UT * G + c]; }
+        for (var r = 0u; r < RM; r++) {
+          for (var c = 0u; c < UT * G; c++) { acc[r][c] = fma(a[r], w[c], acc[r][c]); }
+        }
+      }
+    }
+  }
+  for (var r = 0u; r < RM; r++) {
+    let b = b0 + lid.y + 16u * r;
+    for (var q = 0u; q < UT; q++) {
+      let j = j0 + lid.x * UT + q;
+      if (b < B && j < H) {
+        var hg: array<f32, 4>;
+        for (var g = 0u; g < G; g++) { hg[g] = acc[r][q * G + g]; }
+        finish_forward(d, t, s, b, j, hg);
+      }
+    }
+  }
+}
+
+@compute @workgroup_size(16, 16)
+fn step_backward_tiled(@builtin(local_invocation_id) lid: vec3<u32>,
+                       @builtin(workgroup_id) wid: vec3<u32>) {
+  let H = p.hidden;
+  let B = p.batch;
+  let T = p.seq;
+  let GH = G * H;
+  let d = wid.z;
+  let BM = 16u * RM;
+  let BU = 16u * UT;
+  let b0 = wid.y * BM;
+  let j0 = wid.x * BU;
+  let tid = lid.y * 16u + lid.x;
+  let sf = T - p.iter;   // the step whose gate gradients feed dh (none when sf == T)
+  var acc: array<array<f32, 8>, 4>;
+  for (var r = 0u; r < 4u; r++) { for (var c = 0u; c < 8u; c++) { acc[r][c] = 0.0; } }
+  if (sf < T) {
+    let tf = time_of(d, sf);
+    let wbase = d * GH * H;
+    var pa: array<f32, 4>;
+    var pw: array<f32, 8>;
+    for (var k0 = 0u; k0 < GH + BK; k0 += BK) {
+      if (k0 > 0u) {
+        workgroupBarrier();
+        for (var r = 0u; r < RM; r++) {
+          let e = tid + 256u * r;
+          tile_a[(e % BK) * BM + e / BK] = pa[r];
+        }
+        for (var c = 0u; c < UT; c++) {
+          let e = tid + 256u * c;
+          tile_w[(e / BU) * BU + e % BU] = pw[c];
+        }
+        workgroupBarrier();
+      }
+      if (k0 < GH) {
+        // Gate-gradient slice: (row e / BK, k e % BK); W slice: (k e / BU, unit e % BU), so
+        // neighbours read neighbouring units of one W row.
+        for (var r = 0u; r < RM; r++) {
+          let e = tid + 256u * r;
+          let b = b0 + e / BK;
+          let k = k0 + e % BK;
+          var v = 0.0;
+          if (b < B && k < GH) { v = dg_hidden(((d * T + tf) * B + b) * GH + k); }
+          pa[r] = v;
+        }
+        for (var c = 0u; c < UT; c++) {
+          let e = tid + 256u * c;
+          let k = k0 + e / BU;
+          let j = j0 + e % BU;
+          var v = 0.0;
+          if (j < H && k < GH) { v = bw_hh[wbase + k * H + j]; }
+          pw[c] = v;
+        }
+      }
+      if (k0 > 0u) {
+        for (var kk = 0u; kk < BK; kk++) {
+          var a: array<f32, 4>;
+          var w: array<f32, 8>;
+          for (var r = 0u; r < RM; r++) { a[r] = tile_a[kk * BM + lid.y + 16u * r]; }
+          for (var c = 0u; c < UT; c++) { w[c] = tile_w[kk * BU + lid.x * UT + c]; }
+          for (var r = 0u; r < RM; r++) {
+            for (var c = 0u; c < UT; c++) { acc[r][c] = fma(a[r], w[c], acc[r][c]); }
+          }
+        }
+      }
+    }
+  }
+  for (var r = 0u; r < RM; r++) {
+    let b = b0 + lid.y + 16u * r;
+    for (var q = 0u; q < UT; q++) {
+      let j = j0 + lid.x * UT + q;
+      if (b < B && j < H) { finish_backward(d, b, j, acc[r][q]); }
+    }
+  }
+}

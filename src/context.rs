@@ -16,14 +16,15 @@ pub const INSTALL_HINT: &str = "no Vulkan/Metal/DX12/GL adapter was found. On De
 Mesa's software Vulkan driver with `apt-get install -y mesa-vulkan-drivers` (or a GPU driver), \
 or run `bash scripts/setup.sh`";
 
-/// Which implementation of a kernel family suits this adapter.
+/// Which implementations of the GEMM and recurrent-step kernels suit this adapter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum GemmVariant {
-    /// 64x64 output tiles staged through workgroup memory: right for real GPUs.
+pub enum KernelVariant {
+    /// Tiles staged through workgroup memory (64x64 GEMM tiles; the recurrent product of a
+    /// step as a small GEMM with the cell as epilogue): right for real GPUs.
     Tiled,
-    /// No workgroup memory, no barriers, a 4x4 register block per invocation: right for CPU
-    /// adapters (lavapipe), where each barrier splits the shader and costs a lot.
-    RegBlock,
+    /// No workgroup memory and no barriers, register blocks read straight from memory: right
+    /// for CPU adapters (lavapipe), where each barrier splits the shader and costs a lot.
+    Simple,
 }
 
 /// The GPU context. Create one per process and share it (`&Context` is `Sync`).
@@ -33,7 +34,7 @@ pub struct Context {
     info: wgpu::AdapterInfo,
     pub(crate) limits: wgpu::Limits,
     pub(crate) features: wgpu::Features,
-    pub(crate) gemm_variant: GemmVariant,
+    pub(crate) variant: KernelVariant,
     pub(crate) pipelines: Mutex<HashMap<PipelineKey, Arc<Pipeline>>>,
     pool: Mutex<Vec<Arc<wgpu::Buffer>>>,
     pub(crate) uncaptured: Arc<Mutex<Vec<String>>>,
@@ -68,6 +69,15 @@ impl Context {
     ///
     /// Errors: [`Error::NoAdapter`] with what to install when nothing usable exists.
     pub fn new() -> Result<Self> {
+        Self::open(None)
+    }
+
+    /// Like [`new`](Self::new), with the kernel variant forced (tests run both on one adapter).
+    pub fn with_variant(variant: KernelVariant) -> Result<Self> {
+        Self::open(Some(variant))
+    }
+
+    fn open(forced: Option<KernelVariant>) -> Result<Self> {
         // Without WGPU_BACKEND, try the primary backends (Vulkan, Metal, DX12) first and probe
         // GL only when none has an adapter: GL probing is slow and noisy on headless machines.
         let candidates = match wgpu::Backends::from_env() {
@@ -112,10 +122,10 @@ impl Context {
                 Err(_) => INSTALL_HINT.to_string(),
             })
         })?;
-        Self::from_adapter(adapter)
+        Self::from_adapter(adapter, forced)
     }
 
-    fn from_adapter(adapter: wgpu::Adapter) -> Result<Self> {
+    fn from_adapter(adapter: wgpu::Adapter, forced: Option<KernelVariant>) -> Result<Self> {
         let info = adapter.get_info();
         let wanted = wgpu::Features::TIMESTAMP_QUERY
             | wgpu::Features::TIMESTAMP_QUERY_INSIDE_ENCODERS
@@ -141,11 +151,12 @@ impl Context {
                 v.push(e.to_string());
             }
         }));
-        let gemm_variant = match std::env::var("WGRNN_GEMM").as_deref() {
-            Ok("tiled") => GemmVariant::Tiled,
-            Ok("regblock") => GemmVariant::RegBlock,
-            _ if info.device_type == wgpu::DeviceType::Cpu => GemmVariant::RegBlock,
-            _ => GemmVariant::Tiled,
+        let variant = match (forced, std::env::var("WGRNN_KERNELS").as_deref()) {
+            (Some(v), _) => v,
+            (None, Ok("tiled")) => KernelVariant::Tiled,
+            (None, Ok("simple")) => KernelVariant::Simple,
+            _ if info.device_type == wgpu::DeviceType::Cpu => KernelVariant::Simple,
+            _ => KernelVariant::Tiled,
         };
         Ok(Context {
             device,
@@ -153,7 +164,7 @@ impl Context {
             info,
             limits,
             features,
-            gemm_variant,
+            variant,
             pipelines: Mutex::new(HashMap::new()),
             pool: Mutex::new(Vec::new()),
             uncaptured,
@@ -187,9 +198,20 @@ impl Context {
         )
     }
 
-    /// Which GEMM implementation this context uses (`WGRNN_GEMM=tiled|regblock` overrides).
-    pub fn gemm_variant(&self) -> GemmVariant {
-        self.gemm_variant
+    /// Which kernel implementations this context uses (`WGRNN_KERNELS=tiled|simple`
+    /// overrides the choice by adapter type).
+    pub fn variant(&self) -> KernelVariant {
+        self.variant
+    }
+
+    /// Streaming multiprocessors / compute units to fill, a guess from the adapter type (wgpu
+    /// does not report it): the tiled step kernels shrink their tiles below this many
+    /// workgroups.
+    pub(crate) fn target_workgroups(&self) -> usize {
+        match self.info.device_type {
+            wgpu::DeviceType::DiscreteGpu => 132,
+            _ => 16,
+        }
     }
 
     /// Runs `f` inside validation and out-of-memory error scopes and turns what they catch (and

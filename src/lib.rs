@@ -30,7 +30,7 @@ pub mod rnn;
 pub mod shaders;
 pub mod tensor;
 
-pub use context::{Context, GemmVariant};
+pub use context::{Context, KernelVariant};
 pub use encoder::{Recorder, Submitted};
 pub use error::{Error, Result};
 pub use rnn::{

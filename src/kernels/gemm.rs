@@ -1,7 +1,7 @@
 //! Launcher for `matmul.wgsl`: C[z] = alpha * sum_i A[z,i] B[z,i] (+ bias) (+ C).
 
 use super::{R, RW, check_extent};
-use crate::context::GemmVariant;
+use crate::context::KernelVariant;
 use crate::encoder::Recorder;
 use crate::error::Result;
 use crate::pipeline::KernelSpec;
@@ -11,6 +11,11 @@ use crate::tensor::Tensor;
 const TILED: KernelSpec = KernelSpec {
     shader: Shader::Matmul,
     entry: "matmul_tiled",
+    bindings: &[R, R, R, RW],
+};
+const LARGE: KernelSpec = KernelSpec {
+    shader: Shader::Matmul,
+    entry: "matmul_large",
     bindings: &[R, R, R, RW],
 };
 const REGBLOCK: KernelSpec = KernelSpec {
@@ -143,15 +148,12 @@ pub(crate) fn gemm(
     // The bias binding is read-only; when there is no bias bind A (also read-only) rather than C.
     let bias_t = if bias.is_some() { bias_t } else { a.t };
     let ctx = rec.ctx();
-    let (spec, groups) = match ctx.gemm_variant() {
-        GemmVariant::Tiled => (
-            TILED,
-            [n.div_ceil(64) as u32, m.div_ceil(64) as u32, z as u32],
-        ),
-        GemmVariant::RegBlock => (
-            REGBLOCK,
-            [n.div_ceil(32) as u32, m.div_ceil(32) as u32, z as u32],
-        ),
+    let (spec, tile) = match ctx.variant() {
+        // 128x128 tiles only where they still give a few workgroups per compute unit.
+        KernelVariant::Tiled if m * n * z >= 128 * 128 * ctx.target_workgroups() => (LARGE, 128),
+        KernelVariant::Tiled => (TILED, 64),
+        KernelVariant::Simple => (REGBLOCK, 32),
     };
+    let groups = [n.div_ceil(tile) as u32, m.div_ceil(tile) as u32, z as u32];
     rec.dispatch(spec, &[], &params, &[a.t, b.t, bias_t, c.t], groups)
 }

@@ -2,6 +2,7 @@
 //! `step_backward`, one dispatch per timestep and layer covering both directions.
 
 use super::{R, RW};
+use crate::context::KernelVariant;
 use crate::encoder::Recorder;
 use crate::error::Result;
 use crate::pipeline::KernelSpec;
@@ -30,6 +31,30 @@ fn constants(mode: Mode) -> Vec<(&'static str, u32)> {
     }
 }
 
+/// Tile of the tiled step kernels: `rm` batch rows and `ut` hidden units per invocation
+/// (workgroup tile 16*rm x 16*ut). Units per invocation give each invocation about four
+/// accumulator columns per row (the forward's columns are gates, the backward's units); rows
+/// per invocation grow with the batch (more reuse of each weight read) but shrink again while
+/// the grid would leave compute units idle.
+pub(crate) fn tile(dims: &StepDims, backward: bool, target_groups: usize) -> (usize, usize) {
+    let g = dims.mode.gates();
+    let ut = if backward { 2 } else { (4 / g).max(1) };
+    let mut rm = match dims.batch {
+        0..=16 => 1,
+        17..=32 => 2,
+        _ => 4,
+    };
+    let groups =
+        |rm: usize| dims.hidden.div_ceil(16 * ut) * dims.batch.div_ceil(16 * rm) * dims.dirs;
+    while rm > 1 && groups(rm) < target_groups {
+        rm /= 2;
+    }
+    (rm, ut)
+}
+
+/// Override constants of a pipeline.
+type Constants = Vec<(&'static str, u32)>;
+
 /// Sizes and flags shared by every step of one layer.
 #[derive(Clone, Copy)]
 pub(crate) struct StepDims {
@@ -42,6 +67,23 @@ pub(crate) struct StepDims {
 }
 
 impl StepDims {
+    fn tiled(&self, rec: &Recorder, backward: bool) -> Option<(Constants, [u32; 3])> {
+        let ctx = rec.ctx();
+        if ctx.variant() != KernelVariant::Tiled {
+            return None;
+        }
+        let (rm, ut) = tile(self, backward, ctx.target_workgroups());
+        let mut c = constants(self.mode);
+        c.push(("RM", rm as u32));
+        c.push(("UT", ut as u32));
+        let groups = [
+            self.hidden.div_ceil(16 * ut) as u32,
+            self.batch.div_ceil(16 * rm) as u32,
+            self.dirs as u32,
+        ];
+        Some((c, groups))
+    }
+
     fn params(&self, iter: usize, h0_off: usize) -> [u32; 7] {
         [
             self.seq as u32,
@@ -62,12 +104,13 @@ impl StepDims {
     }
 }
 
-/// Tensors of a forward step. Shapes: `w_hh_t [D, H, G*H]` (transposed), `b_hh [D, G*H]`,
+/// Tensors of a forward step. Shapes: `w_hh [D, G*H, H]` for the tiled kernel or its transpose
+/// `[D, H, G*H]` for the simple one, `b_hh [D, G*H]`,
 /// `xproj [D, T, B, G*H]`, `lengths [B]`, `hs`/`cs` `[D, T+1, B, H]` (training) or
 /// `[2, D, B, H]` (inference), `y [T, B, D*H]`, `saved [D, T, B, S*H]`. Unused ones may be any
 /// distinct placeholder tensor.
 pub(crate) struct ForwardBindings<'a> {
-    pub w_hh_t: &'a Tensor,
+    pub w_hh: &'a Tensor,
     pub b_hh: &'a Tensor,
     pub xproj: &'a Tensor,
     pub lengths: &'a Tensor,
@@ -84,19 +127,21 @@ pub(crate) fn step_forward(
     s: usize,
     t: &ForwardBindings,
 ) -> Result<()> {
+    let (entry, consts, groups) = match dims.tiled(rec, false) {
+        Some((c, g)) => ("step_forward_tiled", c, g),
+        None => ("step_forward", constants(dims.mode), dims.groups()),
+    };
     let spec = KernelSpec {
         shader: shader(dims.mode),
-        entry: "step_forward",
+        entry,
         bindings: &[R, R, R, R, RW, RW, RW, RW],
     };
     rec.dispatch(
         spec,
-        &constants(dims.mode),
+        &consts,
         &dims.params(s, 0),
-        &[
-            t.w_hh_t, t.b_hh, t.xproj, t.lengths, t.hs, t.cs, t.y, t.saved,
-        ],
-        dims.groups(),
+        &[t.w_hh, t.b_hh, t.xproj, t.lengths, t.hs, t.cs, t.y, t.saved],
+        groups,
     )
 }
 
@@ -126,18 +171,22 @@ pub(crate) fn step_backward(
     h0_off: usize,
     t: &BackwardBindings,
 ) -> Result<()> {
+    let (entry, consts, groups) = match dims.tiled(rec, true) {
+        Some((c, g)) => ("step_backward_tiled", c, g),
+        None => ("step_backward", constants(dims.mode), dims.groups()),
+    };
     let spec = KernelSpec {
         shader: shader(dims.mode),
-        entry: "step_backward",
+        entry,
         bindings: &[R, R, R, R, R, R, RW, RW, RW, RW, RW, RW],
     };
     rec.dispatch(
         spec,
-        &constants(dims.mode),
+        &consts,
         &dims.params(k, h0_off),
         &[
             t.w_hh, t.lengths, t.saved, t.hs, t.cs, t.dy, t.dgx, t.dgh, t.dhs, t.dcs, t.dh0, t.dc0,
         ],
-        dims.groups(),
+        groups,
     )
 }

@@ -3,7 +3,7 @@
 //! command buffer.
 //!
 //! Forward, per layer l (bottom to top):
-//!   0. transposed copies of W_ih and W_hh (coalesced reads below): two small dispatches;
+//!   0. (simple kernels only) transposed copies of W_ih and W_hh for coalesced reads;
 //!   1. `xproj[d] = x_l W_ih[d]^T + b_ih[d]` for all T*B rows and both directions: one GEMM;
 //!   2. for s in 0..T: one `step_forward` dispatch (both directions; time s and T-1-s);
 //!   3. copies of the final states into `h_n` / `c_n`; dropout into the next layer's input.
@@ -318,6 +318,7 @@ impl Rnn {
         let bh = batch * hid;
         let lstm = cfg.mode.has_cell_state();
         let nsave = cfg.mode.saved_per_unit();
+        let simple = ctx.variant() == crate::context::KernelVariant::Simple;
 
         let lengths = match inp.lengths {
             Some(l) => {
@@ -378,12 +379,24 @@ impl Rnn {
         for l in 0..nl {
             let lp = &self.layers[l];
             let ik = cfg.layer_input(l);
-            // Transposed weights for coalesced reads (refreshed every call: optimisers update
-            // the parameters in place).
-            let w_ih_t = empty(ctx, "weight_ih transposed", &[nd, ik, gh])?;
-            let w_hh_t = empty(ctx, "weight_hh transposed", &[nd, hid, gh])?;
-            transpose(rec, &lp.w_ih, &w_ih_t, nd, gh, ik)?;
-            transpose(rec, &lp.w_hh, &w_hh_t, nd, gh, hid)?;
+            // The simple kernels read transposed weights so that neighbouring invocations read
+            // neighbouring words (refreshed every call: optimisers update the parameters in
+            // place); the tiled ones stage the weights through workgroup memory instead.
+            let (w_ih_src, w_hh_step) = if simple {
+                let w_ih_t = empty(ctx, "weight_ih transposed", &[nd, ik, gh])?;
+                let w_hh_t = empty(ctx, "weight_hh transposed", &[nd, hid, gh])?;
+                transpose(rec, &lp.w_ih, &w_ih_t, nd, gh, ik)?;
+                transpose(rec, &lp.w_hh, &w_hh_t, nd, gh, hid)?;
+                (w_ih_t, w_hh_t)
+            } else {
+                (lp.w_ih.clone(), lp.w_hh.clone())
+            };
+            // B(k, n) = W_ih[n, k]: read from the transposed copy or as the transpose view.
+            let w_ih_view = if simple {
+                View::rows(&w_ih_src, 0, gh)
+            } else {
+                View::rows(&w_ih_src, 0, ik).t()
+            };
             if train && l > 0 {
                 xproj = empty(ctx, "xproj", &[nd, t_len, batch, gh])?;
                 hs = empty(ctx, "h states", &state_shape)?;
@@ -402,7 +415,7 @@ impl Rnn {
                     nsum: 1,
                 },
                 View::rows(&x, 0, ik),
-                View::rows(&w_ih_t, 0, gh).z(gh * ik),
+                w_ih_view.z(gh * ik),
                 View::rows(&xproj, 0, gh).z(t_len * batch * gh),
                 lp.b_ih.as_ref().map(|b| View::rows(b, 0, gh).z(gh)),
                 false,
@@ -444,7 +457,7 @@ impl Rnn {
             };
             // 2. One fused dispatch per timestep, both directions.
             let bind = ForwardBindings {
-                w_hh_t: &w_hh_t,
+                w_hh: &w_hh_step,
                 b_hh: lp.b_hh.as_ref().unwrap_or(&b_ph),
                 xproj: &xproj,
                 lengths: &len_t,

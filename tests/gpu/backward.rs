@@ -14,7 +14,20 @@ const BWD_TOL: f64 = 1e-4;
 /// Runs forward_train + backward on the GPU and the reference, compares every gradient; returns
 /// the worst relative error.
 pub fn run_backward_case(c: &Case, seed: u64, dropout: f32, tol: f64) -> f64 {
-    let Some(ctx) = gpu() else { return 0.0 };
+    match gpu() {
+        Some(ctx) => run_backward_case_on(ctx, c, seed, dropout, tol),
+        None => 0.0,
+    }
+}
+
+/// [`run_backward_case`] on `ctx`.
+pub fn run_backward_case_on(
+    ctx: &wgrnn::Context,
+    c: &Case,
+    seed: u64,
+    dropout: f32,
+    tol: f64,
+) -> f64 {
     let cfg = RnnConfig::new(c.mode, c.input, c.hidden)
         .layers(c.layers)
         .bidirectional(c.bidir)
@@ -81,8 +94,15 @@ pub fn run_backward_case(c: &Case, seed: u64, dropout: f32, tol: f64) -> f64 {
         lstm.then(|| f64s(&dcn)).as_deref(),
     );
     let what = format!(
-        "{:?} L={} bidir={} ragged={} init={} T={t} B={b} I={} H={} p={dropout}",
-        c.mode, c.layers, c.bidir, c.ragged, c.init, c.input, c.hidden
+        "{:?} L={} bidir={} ragged={} init={} T={t} B={b} I={} H={} p={dropout} [{:?}]",
+        c.mode,
+        c.layers,
+        c.bidir,
+        c.ragged,
+        c.init,
+        c.input,
+        c.hidden,
+        ctx.variant()
     );
     let mut worst = assert_close(
         &format!("{what} grad_input"),

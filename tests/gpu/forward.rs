@@ -35,9 +35,16 @@ pub fn lengths_for(seed: u64, seq: usize, batch: usize) -> Vec<usize> {
         .collect()
 }
 
-/// Runs one case and returns the worst relative error over its output tensors.
+/// Runs one case on the shared context and returns the worst relative error over its outputs.
 pub fn run_forward_case(c: &Case, seed: u64, tol: f64) -> f64 {
-    let Some(ctx) = gpu() else { return 0.0 };
+    match gpu() {
+        Some(ctx) => run_forward_case_on(ctx, c, seed, tol),
+        None => 0.0,
+    }
+}
+
+/// Runs one case on `ctx` and returns the worst relative error over its output tensors.
+pub fn run_forward_case_on(ctx: &wgrnn::Context, c: &Case, seed: u64, tol: f64) -> f64 {
     let cfg = RnnConfig::new(c.mode, c.input, c.hidden)
         .layers(c.layers)
         .bidirectional(c.bidir)
@@ -81,8 +88,15 @@ pub fn run_forward_case(c: &Case, seed: u64, tol: f64) -> f64 {
         },
     );
     let what = format!(
-        "{:?} L={} bidir={} ragged={} init={} T={t} B={b} I={} H={}",
-        c.mode, c.layers, c.bidir, c.ragged, c.init, c.input, c.hidden
+        "{:?} L={} bidir={} ragged={} init={} T={t} B={b} I={} H={} [{:?}]",
+        c.mode,
+        c.layers,
+        c.bidir,
+        c.ragged,
+        c.init,
+        c.input,
+        c.hidden,
+        ctx.variant()
     );
     let mut worst = assert_close(
         &format!("{what} output"),

@@ -8,3 +8,4 @@ mod forward;
 mod golden;
 mod interop;
 mod ops;
+mod variants;

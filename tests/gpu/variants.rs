@@ -1,0 +1,85 @@
+//! Both kernel variants on this adapter, whichever the context would pick by itself: the tiled
+//! kernels (workgroup-memory tiles, chosen on GPUs) and the simple ones (chosen on CPU drivers),
+//! over the matrix, the edge sizes and batches that select every tile height (RM = 1, 2, 4).
+
+use std::sync::OnceLock;
+
+use crate::backward::run_backward_case_on;
+use crate::common::gpu;
+use crate::forward::{Case, MODES, edge_cases, matrix, run_forward_case_on};
+use wgrnn::{Context, KernelVariant};
+
+/// Same bounds as the default-variant tests (docs/NUMERICS.md).
+const TOL: f64 = 1e-4;
+
+fn ctx_for(v: KernelVariant) -> Option<&'static Context> {
+    static TILED: OnceLock<Context> = OnceLock::new();
+    static SIMPLE: OnceLock<Context> = OnceLock::new();
+    gpu()?; // applies the no-adapter policy
+    let cell = if v == KernelVariant::Tiled {
+        &TILED
+    } else {
+        &SIMPLE
+    };
+    Some(cell.get_or_init(|| Context::with_variant(v).expect("second context on the same adapter")))
+}
+
+/// Batches 20 and 40 select 2 and 4 rows per invocation in the tiled kernels; the last case is
+/// large enough for the 128x128 GEMM tiles, with edges that are no multiple of anything.
+fn tile_cases() -> Vec<Case> {
+    let large = Case {
+        mode: wgrnn::Mode::Lstm,
+        layers: 2,
+        bidir: true,
+        ragged: true,
+        init: true,
+        seq: 7,
+        batch: 41,
+        input: 131,
+        hidden: 133,
+        bias: true,
+    };
+    MODES
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &mode)| {
+            [20usize, 40].map(|batch| Case {
+                mode,
+                layers: 2,
+                bidir: i % 2 == 0,
+                ragged: true,
+                init: true,
+                seq: 4,
+                batch,
+                input: 19,
+                hidden: 37,
+                bias: true,
+            })
+        })
+        .chain([large])
+        .collect()
+}
+
+fn run_all(v: KernelVariant) {
+    let Some(ctx) = ctx_for(v) else { return };
+    assert_eq!(ctx.variant(), v);
+    let cases: Vec<Case> = matrix()
+        .into_iter()
+        .chain(edge_cases())
+        .chain(tile_cases())
+        .collect();
+    for (i, c) in cases.iter().enumerate() {
+        run_forward_case_on(ctx, c, 2000 + i as u64, TOL);
+        run_backward_case_on(ctx, c, 3000 + i as u64, 0.0, TOL);
+    }
+}
+
+#[test]
+fn tiled_kernels_match_reference() {
+    run_all(KernelVariant::Tiled);
+}
+
+#[test]
+fn simple_kernels_match_reference() {
+    run_all(KernelVariant::Simple);
+}
