@@ -275,21 +275,32 @@ fn tanh_c(x: f32) -> f32 { return tanh(clamp(x, -20.0, 20.0)); }
 
 // ---------------------------------------------------------------------------------------------
 // Tiled variants for GPUs: the recurrent product of a step as a small GEMM staged through
-// workgroup memory, with the cell as its epilogue. A 16x16 workgroup owns a tile of BM = 16*RM
-// batch rows by BU = 16*UT hidden units (all G gates of each unit, so the epilogue has them in
-// registers). Invocation (tx, ty) owns rows ty + 16r (r < RM) and units tx*UT + q (q < UT).
-// The K loop stages BK-wide slices of h (or of the later step's gate gradients) and of W_hh,
-// and loads the next slice into registers while computing the current one.
+// workgroup memory, with the cell as its epilogue. A 16x16 workgroup owns BM = 16*RM batch rows
+// by 64 accumulator columns; invocation (tx, ty) owns rows ty + 16r (r < RM) and the 4 columns
+// tx*4 .. tx*4+3. Forward columns are (unit, gate) pairs, all G gates of UT units per invocation
+// (UT*G <= 4), so the epilogue has them in registers; backward columns are units. The K loop
+// stages BK-wide slices of h (or of the later step's gate gradients) and of W_hh and loads the
+// next slice into registers while computing the current one. No arrays in the hot loops: an
+// array indexed in a loop can land in local memory on some drivers (measured 13x slower on an
+// H100), plain variables stay in registers.
 
-override RM: u32 = 1u;   // batch rows per invocation: 1, 2 or 4
-override UT: u32 = 1u;   // hidden units per invocation: UT * G <= 8
+override RM: u32 = 1u;   // batch rows per invocation: 1..4
+override UT: u32 = 1u;   // forward: hidden units per invocation, UT * G <= 4
 const BK: u32 = 16u;
-const TILE_ROWS: u32 = 64u;    // max BM (RM <= 4)
-const TILE_COLS: u32 = 128u;   // max BU * G (UT * G <= 8)
-var<workgroup> tile_a: array<f32, 1024>;   // [BK, BM]: h (forward) or gate gradients (backward)
-var<workgroup> tile_w: array<f32, 2048>;   // [BK, BU*G] (forward) or [BK, BU] (backward)
+var<workgroup> tile_a: array<f32, 1024>;   // [BK, 16*RM]: h (forward) / gate gradients (backward)
+var<workgroup> tile_w: array<f32, 1024>;   // [BK, 64]: invocation tx's columns at tx*4 .. tx*4+3
 
 @group(1) @binding(0) var<storage, read> tw_hh: array<f32>;   // [D, G*H, H] as stored
+
+// Forward tile column col (0..63) -> (unit offset, gate), or none when col % 4 >= UT * G.
+fn fwd_col_ok(col: u32) -> bool { return col % 4u < UT * G; }
+fn fwd_col_unit(col: u32) -> u32 { return (col / 4u) * UT + (col % 4u) / G; }
+fn fwd_col_gate(col: u32) -> u32 { return (col % 4u) % G; }
+
+fn tile_w4(kk: u32, tx: u32) -> vec4<f32> {
+  let o = kk * 64u + tx * 4u;
+  return vec4<f32>(tile_w[o], tile_w[o + 1u], tile_w[o + 2u], tile_w[o + 3u]);
+}
 
 @compute @workgroup_size(16, 16)
 fn step_forward_tiled(@builtin(local_invocation_id) lid: vec3<u32>,
@@ -300,73 +311,82 @@ fn step_forward_tiled(@builtin(local_invocation_id) lid: vec3<u32>,
   let s = p.iter;
   let t = time_of(d, s);
   let BM = 16u * RM;
-  let BU = 16u * UT;
-  let BN = BU * G;
   let b0 = wid.y * BM;
-  let j0 = wid.x * BU;
+  let j0 = wid.x * 16u * UT;
   let tid = lid.y * 16u + lid.x;
   let wbase = d * G * H * H;
-  // Each invocation stages RM elements of the h slice and UT*G of the W slice per step of K.
-  var pa: array<f32, 4>;
-  var pw: array<f32, 8>;
-  var acc: array<array<f32, 8>, 4>;
-  for (var r = 0u; r < 4u; r++) { for (var c = 0u; c < 8u; c++) { acc[r][c] = 0.0; } }
-  // Loads of slice k0: element e of the h slice is (row e / BK, k e % BK); of the W slice,
-  // (column e / BK, k e % BK) with column = unit * G + gate: neighbours read neighbouring k.
+  var acc0 = vec4<f32>(0.0);
+  var acc1 = vec4<f32>(0.0);
+  var acc2 = vec4<f32>(0.0);
+  var acc3 = vec4<f32>(0.0);
+  var pa0 = 0.0;
+  var pa1 = 0.0;
+  var pa2 = 0.0;
+  var pa3 = 0.0;
+  var pw0 = 0.0;
+  var pw1 = 0.0;
+  var pw2 = 0.0;
+  var pw3 = 0.0;
   for (var k0 = 0u; k0 < H + BK; k0 += BK) {
     if (k0 > 0u) {
       workgroupBarrier();
-      for (var r = 0u; r < RM; r++) {
-        let e = tid + 256u * r;
-        tile_a[(e % BK) * BM + e / BK] = pa[r];
-      }
-      for (var c = 0u; c < UT * G; c++) {
-        let e = tid + 256u * c;
-        tile_w[(e % BK) * BN + e / BK] = pw[c];
-      }
+      tile_a[((tid + 0u) % BK) * BM + (tid + 0u) / BK] = pa0;
+      if (RM > 1u) { tile_a[((tid + 256u) % BK) * BM + (tid + 256u) / BK] = pa1; }
+      if (RM > 2u) { tile_a[((tid + 512u) % BK) * BM + (tid + 512u) / BK] = pa2; }
+      if (RM > 3u) { tile_a[((tid + 768u) % BK) * BM + (tid + 768u) / BK] = pa3; }
+      { let e = tid + 0u; tile_w[(e % BK) * 64u + e / BK] = pw0; }
+      { let e = tid + 256u; tile_w[(e % BK) * 64u + e / BK] = pw1; }
+      { let e = tid + 512u; tile_w[(e % BK) * 64u + e / BK] = pw2; }
+      { let e = tid + 768u; tile_w[(e % BK) * 64u + e / BK] = pw3; }
       workgroupBarrier();
     }
     if (k0 < H) {
-      for (var r = 0u; r < RM; r++) {
-        let e = tid + 256u * r;
-        let b = b0 + e / BK;
-        let k = k0 + e % BK;
-        var v = 0.0;
-        if (b < B && k < H) { v = hs[state_at(d, t, s, b, k, false)]; }
-        pa[r] = v;
-      }
-      for (var c = 0u; c < UT * G; c++) {
-        let e = tid + 256u * c;
-        let col = e / BK;
-        let j = j0 + col / G;
-        let g = col % G;
-        let k = k0 + e % BK;
-        var v = 0.0;
-        if (j < H && k < H) { v = tw_hh[wbase + (g * H + j) * H + k]; }
-        pw[c] = v;
-      }
+      // h slice element e: (row e / BK, k e % BK); W slice element e: (column e / BK, k e % BK).
+      pa0 = load_h(d, t, s, b0 + (tid + 0u) / BK, k0 + (tid + 0u) % BK);
+      if (RM > 1u) { pa1 = load_h(d, t, s, b0 + (tid + 256u) / BK, k0 + (tid + 256u) % BK); }
+      if (RM > 2u) { pa2 = load_h(d, t, s, b0 + (tid + 512u) / BK, k0 + (tid + 512u) % BK); }
+      if (RM > 3u) { pa3 = load_h(d, t, s, b0 + (tid + 768u) / BK, k0 + (tid + 768u) % BK); }
+      pw0 = load_w_fwd(wbase, j0, (tid + 0u) / BK, k0 + (tid + 0u) % BK);
+      pw1 = load_w_fwd(wbase, j0, (tid + 256u) / BK, k0 + (tid + 256u) % BK);
+      pw2 = load_w_fwd(wbase, j0, (tid + 512u) / BK, k0 + (tid + 512u) % BK);
+      pw3 = load_w_fwd(wbase, j0, (tid + 768u) / BK, k0 + (tid + 768u) % BK);
     }
     if (k0 > 0u) {
       for (var kk = 0u; kk < BK; kk++) {
-        var a: array<f32, 4>;
-        var w: array<f32, 8>;
-        for (var r = 0u; r < RM; r++) { a[r] = tile_a[kk * BM + lid.y + 16u * r]; }
-        for (var c = 0u; c < UT * G; c++) { w[c] = tile_w[kk * BN + lid.x * UT * G + c]; }
-        for (var r = 0u; r < RM; r++) {
-          for (var c = 0u; c < UT * G; c++) { acc[r][c] = fma(a[r], w[c], acc[r][c]); }
-        }
+        let w = tile_w4(kk, lid.x);
+        acc0 = fma(vec4<f32>(tile_a[kk * BM + lid.y + 0u]), w, acc0);
+        if (RM > 1u) { acc1 = fma(vec4<f32>(tile_a[kk * BM + lid.y + 16u]), w, acc1); }
+        if (RM > 2u) { acc2 = fma(vec4<f32>(tile_a[kk * BM + lid.y + 32u]), w, acc2); }
+        if (RM > 3u) { acc3 = fma(vec4<f32>(tile_a[kk * BM + lid.y + 48u]), w, acc3); }
       }
     }
   }
-  for (var r = 0u; r < RM; r++) {
-    let b = b0 + lid.y + 16u * r;
-    for (var q = 0u; q < UT; q++) {
-      let j = j0 + lid.x * UT + q;
-      if (b < B && j < H) {
-        var hg: array<f32, 4>;
-        for (var g = 0u; g < G; g++) { hg[g] = acc[r][q * G + g]; }
-        finish_forward(d, t, s, b, j, hg);
-      }
+  finish_forward_tile(d, t, s, b0 + lid.y + 0u, j0 + lid.x * UT, acc0);
+  if (RM > 1u) { finish_forward_tile(d, t, s, b0 + lid.y + 16u, j0 + lid.x * UT, acc1); }
+  if (RM > 2u) { finish_forward_tile(d, t, s, b0 + lid.y + 32u, j0 + lid.x * UT, acc2); }
+  if (RM > 3u) { finish_forward_tile(d, t, s, b0 + lid.y + 48u, j0 + lid.x * UT, acc3); }
+}
+
+fn load_h(d: u32, t: u32, s: u32, b: u32, k: u32) -> f32 {
+  if (b < p.batch && k < p.hidden) { return hs[state_at(d, t, s, b, k, false)]; }
+  return 0.0;
+}
+
+fn load_w_fwd(wbase: u32, j0: u32, col: u32, k: u32) -> f32 {
+  let H = p.hidden;
+  let j = j0 + fwd_col_unit(col);
+  if (fwd_col_ok(col) && j < H && k < H) { return tw_hh[wbase + (fwd_col_gate(col) * H + j) * H + k]; }
+  return 0.0;
+}
+
+// Epilogue of one row of a forward tile: acc holds the UT*G columns of units j .. j+UT-1.
+fn finish_forward_tile(d: u32, t: u32, s: u32, b: u32, j: u32, acc: vec4<f32>) {
+  if (b >= p.batch) { return; }
+  for (var q = 0u; q < UT; q++) {
+    if (j + q < p.hidden) {
+      var hg: array<f32, 4>;
+      for (var g = 0u; g < G; g++) { hg[g] = acc[q * G + g]; }
+      finish_forward(d, t, s, b, j + q, hg);
     }
   }
 }
@@ -380,69 +400,82 @@ fn step_backward_tiled(@builtin(local_invocation_id) lid: vec3<u32>,
   let GH = G * H;
   let d = wid.z;
   let BM = 16u * RM;
-  let BU = 16u * UT;
   let b0 = wid.y * BM;
-  let j0 = wid.x * BU;
+  let j0 = wid.x * 64u;
   let tid = lid.y * 16u + lid.x;
   let sf = T - p.iter;   // the step whose gate gradients feed dh (none when sf == T)
-  var acc: array<array<f32, 8>, 4>;
-  for (var r = 0u; r < 4u; r++) { for (var c = 0u; c < 8u; c++) { acc[r][c] = 0.0; } }
+  var acc0 = vec4<f32>(0.0);
+  var acc1 = vec4<f32>(0.0);
+  var acc2 = vec4<f32>(0.0);
+  var acc3 = vec4<f32>(0.0);
   if (sf < T) {
     let tf = time_of(d, sf);
     let wbase = d * GH * H;
-    var pa: array<f32, 4>;
-    var pw: array<f32, 8>;
+    let gbase = (d * T + tf) * B;
+    var pa0 = 0.0;
+    var pa1 = 0.0;
+    var pa2 = 0.0;
+    var pa3 = 0.0;
+    var pw0 = 0.0;
+    var pw1 = 0.0;
+    var pw2 = 0.0;
+    var pw3 = 0.0;
     for (var k0 = 0u; k0 < GH + BK; k0 += BK) {
       if (k0 > 0u) {
         workgroupBarrier();
-        for (var r = 0u; r < RM; r++) {
-          let e = tid + 256u * r;
-          tile_a[(e % BK) * BM + e / BK] = pa[r];
-        }
-        for (var c = 0u; c < UT; c++) {
-          let e = tid + 256u * c;
-          tile_w[(e / BU) * BU + e % BU] = pw[c];
-        }
+        tile_a[((tid + 0u) % BK) * BM + (tid + 0u) / BK] = pa0;
+        if (RM > 1u) { tile_a[((tid + 256u) % BK) * BM + (tid + 256u) / BK] = pa1; }
+        if (RM > 2u) { tile_a[((tid + 512u) % BK) * BM + (tid + 512u) / BK] = pa2; }
+        if (RM > 3u) { tile_a[((tid + 768u) % BK) * BM + (tid + 768u) / BK] = pa3; }
+        tile_w[tid + 0u] = pw0;
+        tile_w[tid + 256u] = pw1;
+        tile_w[tid + 512u] = pw2;
+        tile_w[tid + 768u] = pw3;
         workgroupBarrier();
       }
       if (k0 < GH) {
-        // Gate-gradient slice: (row e / BK, k e % BK); W slice: (k e / BU, unit e % BU), so
-        // neighbours read neighbouring units of one W row.
-        for (var r = 0u; r < RM; r++) {
-          let e = tid + 256u * r;
-          let b = b0 + e / BK;
-          let k = k0 + e % BK;
-          var v = 0.0;
-          if (b < B && k < GH) { v = dg_hidden(((d * T + tf) * B + b) * GH + k); }
-          pa[r] = v;
-        }
-        for (var c = 0u; c < UT; c++) {
-          let e = tid + 256u * c;
-          let k = k0 + e / BU;
-          let j = j0 + e % BU;
-          var v = 0.0;
-          if (j < H && k < GH) { v = bw_hh[wbase + k * H + j]; }
-          pw[c] = v;
-        }
+        // Gate-gradient slice element e: (row e / BK, k e % BK); W slice: (k e / 64, unit e % 64).
+        pa0 = load_dg(gbase, b0 + (tid + 0u) / BK, k0 + (tid + 0u) % BK);
+        if (RM > 1u) { pa1 = load_dg(gbase, b0 + (tid + 256u) / BK, k0 + (tid + 256u) % BK); }
+        if (RM > 2u) { pa2 = load_dg(gbase, b0 + (tid + 512u) / BK, k0 + (tid + 512u) % BK); }
+        if (RM > 3u) { pa3 = load_dg(gbase, b0 + (tid + 768u) / BK, k0 + (tid + 768u) % BK); }
+        pw0 = load_w_bwd(wbase, k0 + (tid + 0u) / 64u, j0 + (tid + 0u) % 64u);
+        pw1 = load_w_bwd(wbase, k0 + (tid + 256u) / 64u, j0 + (tid + 256u) % 64u);
+        pw2 = load_w_bwd(wbase, k0 + (tid + 512u) / 64u, j0 + (tid + 512u) % 64u);
+        pw3 = load_w_bwd(wbase, k0 + (tid + 768u) / 64u, j0 + (tid + 768u) % 64u);
       }
       if (k0 > 0u) {
         for (var kk = 0u; kk < BK; kk++) {
-          var a: array<f32, 4>;
-          var w: array<f32, 8>;
-          for (var r = 0u; r < RM; r++) { a[r] = tile_a[kk * BM + lid.y + 16u * r]; }
-          for (var c = 0u; c < UT; c++) { w[c] = tile_w[kk * BU + lid.x * UT + c]; }
-          for (var r = 0u; r < RM; r++) {
-            for (var c = 0u; c < UT; c++) { acc[r][c] = fma(a[r], w[c], acc[r][c]); }
-          }
+          let w = tile_w4(kk, lid.x);
+          acc0 = fma(vec4<f32>(tile_a[kk * BM + lid.y + 0u]), w, acc0);
+          if (RM > 1u) { acc1 = fma(vec4<f32>(tile_a[kk * BM + lid.y + 16u]), w, acc1); }
+          if (RM > 2u) { acc2 = fma(vec4<f32>(tile_a[kk * BM + lid.y + 32u]), w, acc2); }
+          if (RM > 3u) { acc3 = fma(vec4<f32>(tile_a[kk * BM + lid.y + 48u]), w, acc3); }
         }
       }
     }
   }
-  for (var r = 0u; r < RM; r++) {
-    let b = b0 + lid.y + 16u * r;
-    for (var q = 0u; q < UT; q++) {
-      let j = j0 + lid.x * UT + q;
-      if (b < B && j < H) { finish_backward(d, b, j, acc[r][q]); }
-    }
+  finish_backward_tile(d, b0 + lid.y + 0u, j0 + lid.x * 4u, acc0);
+  if (RM > 1u) { finish_backward_tile(d, b0 + lid.y + 16u, j0 + lid.x * 4u, acc1); }
+  if (RM > 2u) { finish_backward_tile(d, b0 + lid.y + 32u, j0 + lid.x * 4u, acc2); }
+  if (RM > 3u) { finish_backward_tile(d, b0 + lid.y + 48u, j0 + lid.x * 4u, acc3); }
+}
+
+fn load_dg(gbase: u32, b: u32, k: u32) -> f32 {
+  let GH = G * p.hidden;
+  if (b < p.batch && k < GH) { return dg_hidden((gbase + b) * GH + k); }
+  return 0.0;
+}
+
+fn load_w_bwd(wbase: u32, k: u32, j: u32) -> f32 {
+  let H = p.hidden;
+  if (j < H && k < G * H) { return bw_hh[wbase + k * H + j]; }
+  return 0.0;
+}
+
+fn finish_backward_tile(d: u32, b: u32, j: u32, acc: vec4<f32>) {
+  if (b >= p.batch) { return; }
+  for (var q = 0u; q < 4u; q++) {
+    if (j + q < p.hidden) { finish_backward(d, b, j + q, acc[q]); }
   }
 }

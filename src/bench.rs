@@ -542,3 +542,95 @@ pub fn check_shape(ctx: &Context, shape: &Shape, pass: Pass, max_seq: usize) -> 
     }
     Ok(worst)
 }
+
+/// Machine-level measurements that explain kernel timings: copy bandwidth, GEMM rate of each
+/// GEMM kernel at 4096^3 (2048^3 on CPU adapters), and the cost of one tiny dispatch in a long
+/// chain. Each is timed with GPU timestamps when available (wall time otherwise), median of 5.
+pub fn diagnostics(ctx: &Context) -> Result<Vec<(String, f64, &'static str)>> {
+    use crate::kernels::gemm::{Dims, View, gemm};
+    let timed = |f: &mut dyn FnMut(&mut Recorder) -> Result<()>| -> Result<f64> {
+        let mut v = Vec::new();
+        for i in 0..6 {
+            let start = Instant::now();
+            let mut rec = Recorder::new(ctx).with_timestamps();
+            f(&mut rec)?;
+            let sub = rec.submit()?;
+            sub.wait(ctx)?;
+            let w = start.elapsed().as_secs_f64() * 1e3;
+            if i > 0 {
+                v.push(sub.gpu_ms(ctx)?.unwrap_or(w));
+            }
+        }
+        Ok(Stats::of(&mut v).map_or(f64::NAN, |s| s.median))
+    };
+    let mut out = Vec::new();
+    let n = 32usize << 20; // 128 MiB
+    let src = Tensor::from_f32(ctx, "copy src", &[n], &bench_data(1, n))?;
+    let dst = Tensor::empty(ctx, "copy dst", &[n], crate::DType::F32)?;
+    let ms = timed(&mut |rec| {
+        rec.copy(&src, 0, &dst, 0, n);
+        Ok(())
+    })?;
+    out.push((
+        "buffer copy, read + write".into(),
+        2.0 * 4.0 * n as f64 / ms / 1e6,
+        "GB/s",
+    ));
+    let s = if ctx.adapter_info().device_type == wgpu::DeviceType::Cpu {
+        1024
+    } else {
+        4096
+    };
+    let a = Tensor::from_f32(ctx, "a", &[s, s], &bench_data(2, s * s))?;
+    let b = Tensor::from_f32(ctx, "b", &[s, s], &bench_data(3, s * s))?;
+    let c = Tensor::empty(ctx, "c", &[s, s], crate::DType::F32)?;
+    let dims = Dims {
+        m: s,
+        n: s,
+        k: s,
+        z: 1,
+        nsum: 1,
+    };
+    for (name, bt) in [
+        ("A B (B row-major)", false),
+        ("A B^T (as the input projection)", true),
+    ] {
+        let ms = timed(&mut |rec| {
+            let bv = if bt {
+                View::rows(&b, 0, s).t()
+            } else {
+                View::rows(&b, 0, s)
+            };
+            gemm(
+                rec,
+                dims,
+                View::rows(&a, 0, s),
+                bv,
+                View::rows(&c, 0, s),
+                None,
+                false,
+                1.0,
+            )
+        })?;
+        out.push((
+            format!("GEMM {s}^3 {name}"),
+            2.0 * (s as f64).powi(3) / ms / 1e6,
+            "GFLOP/s",
+        ));
+    }
+    let x = Tensor::from_f32(ctx, "x", &[256], &bench_data(4, 256))?;
+    let f = Tensor::from_f32(ctx, "factor", &[2], &[1.0, 1.0])?;
+    let chain = 1000;
+    let ms = timed(&mut |rec| {
+        for _ in 0..chain {
+            crate::kernels::reduce::scale_apply(rec, &f, &x, 0, 256)?;
+        }
+        Ok(())
+    })?;
+    out.push((
+        "tiny dispatch in a chain of 1000".into(),
+        ms * 1e3 / chain as f64,
+        "us",
+    ));
+    Ok(out)
+}

@@ -38,6 +38,7 @@ pub struct Context {
     pub(crate) pipelines: Mutex<HashMap<PipelineKey, Arc<Pipeline>>>,
     pool: Mutex<Vec<Arc<wgpu::Buffer>>>,
     pub(crate) uncaptured: Arc<Mutex<Vec<String>>>,
+    target_groups: std::sync::atomic::AtomicUsize,
 }
 
 impl std::fmt::Debug for Context {
@@ -158,6 +159,10 @@ impl Context {
             _ if info.device_type == wgpu::DeviceType::Cpu => KernelVariant::Simple,
             _ => KernelVariant::Tiled,
         };
+        let target = match info.device_type {
+            wgpu::DeviceType::DiscreteGpu => 132,
+            _ => 16,
+        };
         Ok(Context {
             device,
             queue,
@@ -168,6 +173,7 @@ impl Context {
             pipelines: Mutex::new(HashMap::new()),
             pool: Mutex::new(Vec::new()),
             uncaptured,
+            target_groups: target.into(),
         })
     }
 
@@ -204,14 +210,18 @@ impl Context {
         self.variant
     }
 
-    /// Streaming multiprocessors / compute units to fill, a guess from the adapter type (wgpu
-    /// does not report it): the tiled step kernels shrink their tiles below this many
-    /// workgroups.
-    pub(crate) fn target_workgroups(&self) -> usize {
-        match self.info.device_type {
-            wgpu::DeviceType::DiscreteGpu => 132,
-            _ => 16,
-        }
+    /// Workgroups a dispatch should have to fill the device: the tiled kernels shrink their
+    /// tiles while a grid would have fewer. wgpu does not report compute units, so this is a
+    /// guess from the adapter type (132 for discrete GPUs, 16 otherwise).
+    pub fn target_workgroups(&self) -> usize {
+        self.target_groups
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Overrides [`target_workgroups`](Self::target_workgroups) (tuning, tests).
+    pub fn set_target_workgroups(&self, n: usize) {
+        self.target_groups
+            .store(n.max(1), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Runs `f` inside validation and out-of-memory error scopes and turns what they catch (and

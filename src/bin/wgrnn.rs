@@ -82,6 +82,9 @@ else wall time including encoding and submission (time_source = wall).";
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Print the adapter, its limits and features, and machine-level measurements (copy
+    /// bandwidth, GEMM rate, cost of one dispatch).
+    Info,
     /// Time shapes or a named suite; a human table, or one JSON object per line with --json.
     #[command(after_help = BENCH_HELP)]
     Bench {
@@ -173,6 +176,7 @@ fn main() -> ExitCode {
         }
     };
     let res = match cli.cmd {
+        Cmd::Info => cmd_info(),
         Cmd::Forward {
             shape,
             reps,
@@ -541,6 +545,30 @@ fn cmd_bench(
             }
             ctx.trim_pool();
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn cmd_info() -> Result<ExitCode, Error> {
+    let ctx = Context::new()?;
+    let i = ctx.adapter_info();
+    println!(
+        "adapter: {} ({:?}, {:?}), driver {} {}",
+        i.name, i.backend, i.device_type, i.driver, i.driver_info
+    );
+    println!("kernel variant: {:?}", ctx.variant());
+    let l = ctx.limits();
+    println!(
+        "limits: storage binding {} B, buffer {} B, workgroup storage {} B, invocations {}, workgroups/dim {}",
+        l.max_storage_buffer_binding_size,
+        l.max_buffer_size,
+        l.max_compute_workgroup_storage_size,
+        l.max_compute_invocations_per_workgroup,
+        l.max_compute_workgroups_per_dimension
+    );
+    println!("timestamps: {}", ctx.has_timestamps());
+    for (name, v, unit) in wgrnn::bench::diagnostics(&ctx)? {
+        println!("{name:<40} {v:>10.2} {unit}");
     }
     Ok(ExitCode::SUCCESS)
 }

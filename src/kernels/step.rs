@@ -31,23 +31,23 @@ fn constants(mode: Mode) -> Vec<(&'static str, u32)> {
     }
 }
 
-/// Tile of the tiled step kernels: `rm` batch rows and `ut` hidden units per invocation
-/// (workgroup tile 16*rm x 16*ut). Units per invocation give each invocation about four
-/// accumulator columns per row (the forward's columns are gates, the backward's units); rows
-/// per invocation grow with the batch (more reuse of each weight read) but shrink again while
-/// the grid would leave compute units idle.
+/// Tile of the tiled step kernels: `rm` batch rows per invocation and, for the forward, `ut`
+/// hidden units per invocation (`ut * G <= 4` gate columns); the backward's invocations own 4
+/// units. Rows per invocation grow with the batch (more reuse of each weight read) but shrink
+/// again while the grid would leave compute units idle.
 pub(crate) fn tile(dims: &StepDims, backward: bool, target_groups: usize) -> (usize, usize) {
     let g = dims.mode.gates();
-    let ut = if backward { 2 } else { (4 / g).max(1) };
+    let ut = if backward { 4 } else { (4 / g).max(1) };
+    let units = if backward { 64 } else { 16 * ut };
     let mut rm = match dims.batch {
         0..=16 => 1,
         17..=32 => 2,
+        33..=48 => 3,
         _ => 4,
     };
-    let groups =
-        |rm: usize| dims.hidden.div_ceil(16 * ut) * dims.batch.div_ceil(16 * rm) * dims.dirs;
+    let groups = |rm: usize| dims.hidden.div_ceil(units) * dims.batch.div_ceil(16 * rm) * dims.dirs;
     while rm > 1 && groups(rm) < target_groups {
-        rm /= 2;
+        rm -= 1;
     }
     (rm, ut)
 }
@@ -76,8 +76,9 @@ impl StepDims {
         let mut c = constants(self.mode);
         c.push(("RM", rm as u32));
         c.push(("UT", ut as u32));
+        let units = if backward { 64 } else { 16 * ut };
         let groups = [
-            self.hidden.div_ceil(16 * ut) as u32,
+            self.hidden.div_ceil(units) as u32,
             self.batch.div_ceil(16 * rm) as u32,
             self.dirs as u32,
         ];

@@ -21,10 +21,15 @@ fn ctx_for(v: KernelVariant) -> Option<&'static Context> {
     } else {
         &SIMPLE
     };
-    Some(cell.get_or_init(|| Context::with_variant(v).expect("second context on the same adapter")))
+    Some(cell.get_or_init(|| {
+        let c = Context::with_variant(v).expect("second context on the same adapter");
+        // Tile heights then follow the batch alone, so every RM is exercised at small sizes.
+        c.set_target_workgroups(1);
+        c
+    }))
 }
 
-/// Batches 20 and 40 select 2 and 4 rows per invocation in the tiled kernels; the last case is
+/// Batches 20, 40 and 70 select 2, 3 and 4 rows per invocation in the tiled kernels; the last case is
 /// large enough for the 128x128 GEMM tiles, with edges that are no multiple of anything.
 fn tile_cases() -> Vec<Case> {
     let large = Case {
@@ -43,7 +48,7 @@ fn tile_cases() -> Vec<Case> {
         .iter()
         .enumerate()
         .flat_map(|(i, &mode)| {
-            [20usize, 40].map(|batch| Case {
+            [20usize, 40, 70].map(|batch| Case {
                 mode,
                 layers: 2,
                 bidir: i % 2 == 0,
