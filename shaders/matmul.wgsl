@@ -6,9 +6,11 @@
 //! directions' contributions to one input gradient in a single dispatch; i runs in order, so
 //! results are deterministic.
 //!
-//! Two implementations, chosen per adapter by the host:
+//! Implementations, chosen per adapter and size by the host:
 //!   matmul_tiled     64x64 tile per 16x16 workgroup, K staged through workgroup memory (GPUs)
+//!   matmul_large     128x128 tiles for large problems (GPUs)
 //!   matmul_regblock  no workgroup memory or barriers, a 4x4 block per invocation (CPU drivers)
+//!   matmul_reduce    sums split-K partials when C is too small to fill the GPU (GPUs)
 
 struct Gemm {
   m: u32, n: u32, k: u32, nsum: u32,
@@ -16,7 +18,8 @@ struct Gemm {
   b_off: u32, b_rs: u32, b_cs: u32, b_zs: u32,
   c_off: u32, c_rs: u32, c_zs: u32, a_ss: u32,
   b_ss: u32, bias_off: u32, bias_zs: u32, flags: u32,   // flags: 1 = add bias[n], 2 = accumulate into C
-  alpha: f32,
+  alpha: f32, ksplit: u32, kchunk: u32, c_ss: u32,   // split-K: partial sums kchunk deep
+  nz: u32,                                           // batches (matmul_reduce)
 }
 
 @group(0) @binding(0) var<uniform> p: Gemm;
@@ -25,74 +28,17 @@ struct Gemm {
 @group(1) @binding(2) var<storage, read> bias: array<f32>;     // [Z, N] at bias_off (if flags & 1)
 @group(1) @binding(3) var<storage, read_write> c: array<f32>;  // C [Z, M, N], rows c_rs apart
 
+// Split-K: workgroup z = split * Z + batch; split s sums k in [s*kchunk, (s+1)*kchunk) and
+// stores raw partial sums (no bias, no accumulate) at split * c_ss; matmul_reduce adds the
+// splits in order, so the result stays deterministic.
+var<private> split: u32;
+
 fn store(z: u32, m: u32, n: u32, v: f32) {
-  let idx = p.c_off + z * p.c_zs + m * p.c_rs + n;
+  let idx = p.c_off + split * p.c_ss + z * p.c_zs + m * p.c_rs + n;
   var r = p.alpha * v;
   if ((p.flags & 1u) != 0u) { r += bias[p.bias_off + z * p.bias_zs + n]; }
   if ((p.flags & 2u) != 0u) { r += c[idx]; }
   c[idx] = r;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Workgroup-memory tiled version.
-
-const TM: u32 = 64u;
-const TN: u32 = 64u;
-const TK: u32 = 16u;
-var<workgroup> ta: array<f32, 1024>;   // [TK, TM]
-var<workgroup> tb: array<f32, 1024>;   // [TK, TN]
-
-@compute @workgroup_size(16, 16)
-fn matmul_tiled(@builtin(local_invocation_id) lid: vec3<u32>,
-                @builtin(workgroup_id) wid: vec3<u32>) {
-  let z = wid.z;
-  let m0 = wid.y * TM;
-  let n0 = wid.x * TN;
-  let tid = lid.y * 16u + lid.x;
-  var acc: array<array<f32, 4>, 4>;
-  for (var r = 0u; r < 4u; r++) { for (var q = 0u; q < 4u; q++) { acc[r][q] = 0.0; } }
-  let a_k_fast = p.a_cs == 1u;
-  let b_n_fast = p.b_cs == 1u;
-  for (var i = 0u; i < p.nsum; i++) {
-    let abase = p.a_off + z * p.a_zs + i * p.a_ss;
-    let bbase = p.b_off + z * p.b_zs + i * p.b_ss;
-    for (var k0 = 0u; k0 < p.k; k0 += TK) {
-      for (var e = 0u; e < 4u; e++) {
-        let l = tid + e * 256u;
-        // Walk memory in the contiguous direction so neighbouring invocations load neighbours.
-        var mm: u32; var ka: u32;
-        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % TM; ka = l / TM; }
-        let gm = m0 + mm; let gk = k0 + ka;
-        var va = 0.0;
-        if (gm < p.m && gk < p.k) { va = a[abase + gm * p.a_rs + gk * p.a_cs]; }
-        ta[ka * TM + mm] = va;
-        var nn: u32; var kb: u32;
-        if (b_n_fast) { nn = l % TN; kb = l / TN; } else { kb = l % TK; nn = l / TK; }
-        let gn = n0 + nn; let gk2 = k0 + kb;
-        var vb = 0.0;
-        if (gn < p.n && gk2 < p.k) { vb = b[bbase + gk2 * p.b_rs + gn * p.b_cs]; }
-        tb[kb * TN + nn] = vb;
-      }
-      workgroupBarrier();
-      for (var kk = 0u; kk < TK; kk++) {
-        var av: array<f32, 4>;
-        var bv: array<f32, 4>;
-        for (var r = 0u; r < 4u; r++) { av[r] = ta[kk * TM + lid.y + 16u * r]; }
-        for (var q = 0u; q < 4u; q++) { bv[q] = tb[kk * TN + lid.x + 16u * q]; }
-        for (var r = 0u; r < 4u; r++) {
-          for (var q = 0u; q < 4u; q++) { acc[r][q] = fma(av[r], bv[q], acc[r][q]); }
-        }
-      }
-      workgroupBarrier();
-    }
-  }
-  for (var r = 0u; r < 4u; r++) {
-    let gm = m0 + lid.y + 16u * r;
-    for (var q = 0u; q < 4u; q++) {
-      let gn = n0 + lid.x + 16u * q;
-      if (gm < p.m && gn < p.n) { store(z, gm, gn, acc[r][q]); }
-    }
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -101,6 +47,7 @@ fn matmul_tiled(@builtin(local_invocation_id) lid: vec3<u32>,
 @compute @workgroup_size(8, 8)
 fn matmul_regblock(@builtin(global_invocation_id) gid: vec3<u32>) {
   let z = gid.z;
+  split = 0u;
   let m0 = gid.y * 4u;
   let n0 = gid.x * 4u;
   if (m0 >= p.m || n0 >= p.n) { return; }
@@ -137,347 +84,534 @@ fn matmul_regblock(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Large tiles for large GPU problems: a 128x128 tile per 16x16 workgroup, an 8x8 block per
-// invocation (rows ty + 16r, columns tx + 16q), K staged in slices of 16 with the next slice
-// loaded into registers while the current one is multiplied. Written out without arrays: an
-// array indexed in a loop can land in local memory on some drivers (measured: 13x slower on an
-// H100 through Vulkan), while plain variables stay in registers. In workgroup memory each
-// invocation's 8 rows (and 8 columns) sit in 8 consecutive words.
+// Workgroup-memory tiled versions for GPUs: a 64x64 (matmul_tiled) or 128x128 (matmul_large)
+// tile per 16x16 workgroup, a 4x4 or 8x8 block per invocation (rows ty + 16r, columns
+// tx + 16q), K staged in slices of TK with the next slice loaded into registers while the
+// current one is multiplied. Generated without arrays in the hot loops: an array indexed in a
+// loop can land in local memory on some drivers (measured 13x slower on an H100 through
+// Vulkan), plain variables stay in registers. In workgroup memory each invocation's rows (and
+// columns) sit in consecutive words.
 
-const LT: u32 = 128u;
-var<workgroup> la: array<f32, 2048>;   // [TK, 128]: row ty + 16r at ty * 8 + r
-var<workgroup> lb: array<f32, 2048>;   // [TK, 128]: column tx + 16q at tx * 8 + q
+const TK: u32 = 16u;
+var<workgroup> matmul_tiled_a: array<f32, 1024>;   // [TK, 64]
+var<workgroup> matmul_tiled_b: array<f32, 1024>;
+var<workgroup> matmul_large_a: array<f32, 2048>;   // [TK, 128]
+var<workgroup> matmul_large_b: array<f32, 2048>;
 
-fn st(m: u32, n: u32, v: f32) {
-  if (m < p.m && n < p.n) { store(st_z, m, n, v); }
+fn st(z: u32, m: u32, n: u32, v: f32) {
+  if (m < p.m && n < p.n) { store(z, m, n, v); }
 }
-var<private> st_z: u32;
 
 @compute @workgroup_size(16, 16)
-fn matmul_large(@builtin(local_invocation_id) lid: vec3<u32>,
-                @builtin(workgroup_id) wid: vec3<u32>) {
-  let z = wid.z;
-  st_z = z;
-  let m0 = wid.y * LT;
-  let n0 = wid.x * LT;
+fn matmul_tiled(@builtin(local_invocation_id) lid: vec3<u32>,
+          @builtin(workgroup_id) wid: vec3<u32>) {
+  let zz = wid.z % p.nz;
+  split = wid.z / p.nz;
+  let m0 = wid.y * 64u;
+  let n0 = wid.x * 64u;
   let tid = lid.y * 16u + lid.x;
-  var c00 = vec4<f32>(0.0);
-  var c01 = vec4<f32>(0.0);
-  var c10 = vec4<f32>(0.0);
-  var c11 = vec4<f32>(0.0);
-  var c20 = vec4<f32>(0.0);
-  var c21 = vec4<f32>(0.0);
-  var c30 = vec4<f32>(0.0);
-  var c31 = vec4<f32>(0.0);
-  var c40 = vec4<f32>(0.0);
-  var c41 = vec4<f32>(0.0);
-  var c50 = vec4<f32>(0.0);
-  var c51 = vec4<f32>(0.0);
-  var c60 = vec4<f32>(0.0);
-  var c61 = vec4<f32>(0.0);
-  var c70 = vec4<f32>(0.0);
-  var c71 = vec4<f32>(0.0);
+  let kb = split * p.kchunk;
+  let ke = min(p.k, kb + p.kchunk);
   let a_k_fast = p.a_cs == 1u;
   let b_n_fast = p.b_cs == 1u;
-  var ra0 = 0.0; var ra1 = 0.0; var ra2 = 0.0; var ra3 = 0.0;
-  var ra4 = 0.0; var ra5 = 0.0; var ra6 = 0.0; var ra7 = 0.0;
-  var rb0 = 0.0; var rb1 = 0.0; var rb2 = 0.0; var rb3 = 0.0;
-  var rb4 = 0.0; var rb5 = 0.0; var rb6 = 0.0; var rb7 = 0.0;
-  let nk = (p.k + TK - 1u) / TK;
+  var c0_0 = vec4<f32>(0.0);
+  var c1_0 = vec4<f32>(0.0);
+  var c2_0 = vec4<f32>(0.0);
+  var c3_0 = vec4<f32>(0.0);
+  var ra0 = 0.0; var rb0 = 0.0;
+  var ra1 = 0.0; var rb1 = 0.0;
+  var ra2 = 0.0; var rb2 = 0.0;
+  var ra3 = 0.0; var rb3 = 0.0;
+  let nk = (ke - min(kb, ke) + TK - 1u) / TK;
   let total = p.nsum * nk;
-  // Slice s covers summand s / nk, k from (s % nk) * TK.
   for (var s = 0u; s <= total; s++) {
     if (s > 0u) {
       workgroupBarrier();
       {
-        let l = tid + 0u * 256u;
+        let l = tid + 0u;
         var mm: u32; var ka: u32;
-        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % LT; ka = l / LT; }
-        la[ka * LT + (mm % 16u) * 8u + mm / 16u] = ra0;
-        var nn: u32; var kb: u32;
-        if (b_n_fast) { nn = l % LT; kb = l / LT; } else { kb = l % TK; nn = l / TK; }
-        lb[kb * LT + (nn % 16u) * 8u + nn / 16u] = rb0;
+        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % 64u; ka = l / 64u; }
+        matmul_tiled_a[ka * 64u + (mm % 16u) * 4u + mm / 16u] = ra0;
+        var nn: u32; var kq: u32;
+        if (b_n_fast) { nn = l % 64u; kq = l / 64u; } else { kq = l % TK; nn = l / TK; }
+        matmul_tiled_b[kq * 64u + (nn % 16u) * 4u + nn / 16u] = rb0;
       }
       {
-        let l = tid + 1u * 256u;
+        let l = tid + 256u;
         var mm: u32; var ka: u32;
-        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % LT; ka = l / LT; }
-        la[ka * LT + (mm % 16u) * 8u + mm / 16u] = ra1;
-        var nn: u32; var kb: u32;
-        if (b_n_fast) { nn = l % LT; kb = l / LT; } else { kb = l % TK; nn = l / TK; }
-        lb[kb * LT + (nn % 16u) * 8u + nn / 16u] = rb1;
+        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % 64u; ka = l / 64u; }
+        matmul_tiled_a[ka * 64u + (mm % 16u) * 4u + mm / 16u] = ra1;
+        var nn: u32; var kq: u32;
+        if (b_n_fast) { nn = l % 64u; kq = l / 64u; } else { kq = l % TK; nn = l / TK; }
+        matmul_tiled_b[kq * 64u + (nn % 16u) * 4u + nn / 16u] = rb1;
       }
       {
-        let l = tid + 2u * 256u;
+        let l = tid + 512u;
         var mm: u32; var ka: u32;
-        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % LT; ka = l / LT; }
-        la[ka * LT + (mm % 16u) * 8u + mm / 16u] = ra2;
-        var nn: u32; var kb: u32;
-        if (b_n_fast) { nn = l % LT; kb = l / LT; } else { kb = l % TK; nn = l / TK; }
-        lb[kb * LT + (nn % 16u) * 8u + nn / 16u] = rb2;
+        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % 64u; ka = l / 64u; }
+        matmul_tiled_a[ka * 64u + (mm % 16u) * 4u + mm / 16u] = ra2;
+        var nn: u32; var kq: u32;
+        if (b_n_fast) { nn = l % 64u; kq = l / 64u; } else { kq = l % TK; nn = l / TK; }
+        matmul_tiled_b[kq * 64u + (nn % 16u) * 4u + nn / 16u] = rb2;
       }
       {
-        let l = tid + 3u * 256u;
+        let l = tid + 768u;
         var mm: u32; var ka: u32;
-        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % LT; ka = l / LT; }
-        la[ka * LT + (mm % 16u) * 8u + mm / 16u] = ra3;
-        var nn: u32; var kb: u32;
-        if (b_n_fast) { nn = l % LT; kb = l / LT; } else { kb = l % TK; nn = l / TK; }
-        lb[kb * LT + (nn % 16u) * 8u + nn / 16u] = rb3;
-      }
-      {
-        let l = tid + 4u * 256u;
-        var mm: u32; var ka: u32;
-        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % LT; ka = l / LT; }
-        la[ka * LT + (mm % 16u) * 8u + mm / 16u] = ra4;
-        var nn: u32; var kb: u32;
-        if (b_n_fast) { nn = l % LT; kb = l / LT; } else { kb = l % TK; nn = l / TK; }
-        lb[kb * LT + (nn % 16u) * 8u + nn / 16u] = rb4;
-      }
-      {
-        let l = tid + 5u * 256u;
-        var mm: u32; var ka: u32;
-        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % LT; ka = l / LT; }
-        la[ka * LT + (mm % 16u) * 8u + mm / 16u] = ra5;
-        var nn: u32; var kb: u32;
-        if (b_n_fast) { nn = l % LT; kb = l / LT; } else { kb = l % TK; nn = l / TK; }
-        lb[kb * LT + (nn % 16u) * 8u + nn / 16u] = rb5;
-      }
-      {
-        let l = tid + 6u * 256u;
-        var mm: u32; var ka: u32;
-        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % LT; ka = l / LT; }
-        la[ka * LT + (mm % 16u) * 8u + mm / 16u] = ra6;
-        var nn: u32; var kb: u32;
-        if (b_n_fast) { nn = l % LT; kb = l / LT; } else { kb = l % TK; nn = l / TK; }
-        lb[kb * LT + (nn % 16u) * 8u + nn / 16u] = rb6;
-      }
-      {
-        let l = tid + 7u * 256u;
-        var mm: u32; var ka: u32;
-        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % LT; ka = l / LT; }
-        la[ka * LT + (mm % 16u) * 8u + mm / 16u] = ra7;
-        var nn: u32; var kb: u32;
-        if (b_n_fast) { nn = l % LT; kb = l / LT; } else { kb = l % TK; nn = l / TK; }
-        lb[kb * LT + (nn % 16u) * 8u + nn / 16u] = rb7;
+        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % 64u; ka = l / 64u; }
+        matmul_tiled_a[ka * 64u + (mm % 16u) * 4u + mm / 16u] = ra3;
+        var nn: u32; var kq: u32;
+        if (b_n_fast) { nn = l % 64u; kq = l / 64u; } else { kq = l % TK; nn = l / TK; }
+        matmul_tiled_b[kq * 64u + (nn % 16u) * 4u + nn / 16u] = rb3;
       }
       workgroupBarrier();
     }
     if (s < total) {
       let i = s / nk;
-      let k0 = (s % nk) * TK;
-      let abase = p.a_off + z * p.a_zs + i * p.a_ss;
-      let bbase = p.b_off + z * p.b_zs + i * p.b_ss;
+      let k0 = kb + (s % nk) * TK;
+      let abase = p.a_off + zz * p.a_zs + i * p.a_ss;
+      let bbase = p.b_off + zz * p.b_zs + i * p.b_ss;
       {
-        let l = tid + 0u * 256u;
+        let l = tid + 0u;
         var mm: u32; var ka: u32;
-        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % LT; ka = l / LT; }
+        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % 64u; ka = l / 64u; }
         let gm = m0 + mm; let gk = k0 + ka;
         var va = 0.0;
-        if (gm < p.m && gk < p.k) { va = a[abase + gm * p.a_rs + gk * p.a_cs]; }
+        if (gm < p.m && gk < ke) { va = a[abase + gm * p.a_rs + gk * p.a_cs]; }
         ra0 = va;
-        var nn: u32; var kb: u32;
-        if (b_n_fast) { nn = l % LT; kb = l / LT; } else { kb = l % TK; nn = l / TK; }
-        let gn = n0 + nn; let gk2 = k0 + kb;
+        var nn: u32; var kq: u32;
+        if (b_n_fast) { nn = l % 64u; kq = l / 64u; } else { kq = l % TK; nn = l / TK; }
+        let gn = n0 + nn; let gk2 = k0 + kq;
         var vb = 0.0;
-        if (gn < p.n && gk2 < p.k) { vb = b[bbase + gk2 * p.b_rs + gn * p.b_cs]; }
+        if (gn < p.n && gk2 < ke) { vb = b[bbase + gk2 * p.b_rs + gn * p.b_cs]; }
         rb0 = vb;
       }
       {
-        let l = tid + 1u * 256u;
+        let l = tid + 256u;
         var mm: u32; var ka: u32;
-        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % LT; ka = l / LT; }
+        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % 64u; ka = l / 64u; }
         let gm = m0 + mm; let gk = k0 + ka;
         var va = 0.0;
-        if (gm < p.m && gk < p.k) { va = a[abase + gm * p.a_rs + gk * p.a_cs]; }
+        if (gm < p.m && gk < ke) { va = a[abase + gm * p.a_rs + gk * p.a_cs]; }
         ra1 = va;
-        var nn: u32; var kb: u32;
-        if (b_n_fast) { nn = l % LT; kb = l / LT; } else { kb = l % TK; nn = l / TK; }
-        let gn = n0 + nn; let gk2 = k0 + kb;
+        var nn: u32; var kq: u32;
+        if (b_n_fast) { nn = l % 64u; kq = l / 64u; } else { kq = l % TK; nn = l / TK; }
+        let gn = n0 + nn; let gk2 = k0 + kq;
         var vb = 0.0;
-        if (gn < p.n && gk2 < p.k) { vb = b[bbase + gk2 * p.b_rs + gn * p.b_cs]; }
+        if (gn < p.n && gk2 < ke) { vb = b[bbase + gk2 * p.b_rs + gn * p.b_cs]; }
         rb1 = vb;
       }
       {
-        let l = tid + 2u * 256u;
+        let l = tid + 512u;
         var mm: u32; var ka: u32;
-        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % LT; ka = l / LT; }
+        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % 64u; ka = l / 64u; }
         let gm = m0 + mm; let gk = k0 + ka;
         var va = 0.0;
-        if (gm < p.m && gk < p.k) { va = a[abase + gm * p.a_rs + gk * p.a_cs]; }
+        if (gm < p.m && gk < ke) { va = a[abase + gm * p.a_rs + gk * p.a_cs]; }
         ra2 = va;
-        var nn: u32; var kb: u32;
-        if (b_n_fast) { nn = l % LT; kb = l / LT; } else { kb = l % TK; nn = l / TK; }
-        let gn = n0 + nn; let gk2 = k0 + kb;
+        var nn: u32; var kq: u32;
+        if (b_n_fast) { nn = l % 64u; kq = l / 64u; } else { kq = l % TK; nn = l / TK; }
+        let gn = n0 + nn; let gk2 = k0 + kq;
         var vb = 0.0;
-        if (gn < p.n && gk2 < p.k) { vb = b[bbase + gk2 * p.b_rs + gn * p.b_cs]; }
+        if (gn < p.n && gk2 < ke) { vb = b[bbase + gk2 * p.b_rs + gn * p.b_cs]; }
         rb2 = vb;
       }
       {
-        let l = tid + 3u * 256u;
+        let l = tid + 768u;
         var mm: u32; var ka: u32;
-        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % LT; ka = l / LT; }
+        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % 64u; ka = l / 64u; }
         let gm = m0 + mm; let gk = k0 + ka;
         var va = 0.0;
-        if (gm < p.m && gk < p.k) { va = a[abase + gm * p.a_rs + gk * p.a_cs]; }
+        if (gm < p.m && gk < ke) { va = a[abase + gm * p.a_rs + gk * p.a_cs]; }
         ra3 = va;
-        var nn: u32; var kb: u32;
-        if (b_n_fast) { nn = l % LT; kb = l / LT; } else { kb = l % TK; nn = l / TK; }
-        let gn = n0 + nn; let gk2 = k0 + kb;
+        var nn: u32; var kq: u32;
+        if (b_n_fast) { nn = l % 64u; kq = l / 64u; } else { kq = l % TK; nn = l / TK; }
+        let gn = n0 + nn; let gk2 = k0 + kq;
         var vb = 0.0;
-        if (gn < p.n && gk2 < p.k) { vb = b[bbase + gk2 * p.b_rs + gn * p.b_cs]; }
+        if (gn < p.n && gk2 < ke) { vb = b[bbase + gk2 * p.b_rs + gn * p.b_cs]; }
+        rb3 = vb;
+      }
+    }
+    if (s > 0u) {
+      for (var kk = 0u; kk < TK; kk++) {
+        let ab = kk * 64u + lid.y * 4u;
+        let bb = kk * 64u + lid.x * 4u;
+        let a0 = vec4<f32>(matmul_tiled_a[ab + 0u], matmul_tiled_a[ab + 1u], matmul_tiled_a[ab + 2u], matmul_tiled_a[ab + 3u]);
+        let b0 = vec4<f32>(matmul_tiled_b[bb + 0u], matmul_tiled_b[bb + 1u], matmul_tiled_b[bb + 2u], matmul_tiled_b[bb + 3u]);
+        c0_0 = fma(vec4<f32>(a0.x), b0, c0_0);
+        c1_0 = fma(vec4<f32>(a0.y), b0, c1_0);
+        c2_0 = fma(vec4<f32>(a0.z), b0, c2_0);
+        c3_0 = fma(vec4<f32>(a0.w), b0, c3_0);
+      }
+    }
+  }
+  st(zz, m0 + lid.y + 0u, n0 + lid.x + 0u, c0_0.x);
+  st(zz, m0 + lid.y + 0u, n0 + lid.x + 16u, c0_0.y);
+  st(zz, m0 + lid.y + 0u, n0 + lid.x + 32u, c0_0.z);
+  st(zz, m0 + lid.y + 0u, n0 + lid.x + 48u, c0_0.w);
+  st(zz, m0 + lid.y + 16u, n0 + lid.x + 0u, c1_0.x);
+  st(zz, m0 + lid.y + 16u, n0 + lid.x + 16u, c1_0.y);
+  st(zz, m0 + lid.y + 16u, n0 + lid.x + 32u, c1_0.z);
+  st(zz, m0 + lid.y + 16u, n0 + lid.x + 48u, c1_0.w);
+  st(zz, m0 + lid.y + 32u, n0 + lid.x + 0u, c2_0.x);
+  st(zz, m0 + lid.y + 32u, n0 + lid.x + 16u, c2_0.y);
+  st(zz, m0 + lid.y + 32u, n0 + lid.x + 32u, c2_0.z);
+  st(zz, m0 + lid.y + 32u, n0 + lid.x + 48u, c2_0.w);
+  st(zz, m0 + lid.y + 48u, n0 + lid.x + 0u, c3_0.x);
+  st(zz, m0 + lid.y + 48u, n0 + lid.x + 16u, c3_0.y);
+  st(zz, m0 + lid.y + 48u, n0 + lid.x + 32u, c3_0.z);
+  st(zz, m0 + lid.y + 48u, n0 + lid.x + 48u, c3_0.w);
+}
+
+@compute @workgroup_size(16, 16)
+fn matmul_large(@builtin(local_invocation_id) lid: vec3<u32>,
+          @builtin(workgroup_id) wid: vec3<u32>) {
+  let zz = wid.z % p.nz;
+  split = wid.z / p.nz;
+  let m0 = wid.y * 128u;
+  let n0 = wid.x * 128u;
+  let tid = lid.y * 16u + lid.x;
+  let kb = split * p.kchunk;
+  let ke = min(p.k, kb + p.kchunk);
+  let a_k_fast = p.a_cs == 1u;
+  let b_n_fast = p.b_cs == 1u;
+  var c0_0 = vec4<f32>(0.0);
+  var c0_1 = vec4<f32>(0.0);
+  var c1_0 = vec4<f32>(0.0);
+  var c1_1 = vec4<f32>(0.0);
+  var c2_0 = vec4<f32>(0.0);
+  var c2_1 = vec4<f32>(0.0);
+  var c3_0 = vec4<f32>(0.0);
+  var c3_1 = vec4<f32>(0.0);
+  var c4_0 = vec4<f32>(0.0);
+  var c4_1 = vec4<f32>(0.0);
+  var c5_0 = vec4<f32>(0.0);
+  var c5_1 = vec4<f32>(0.0);
+  var c6_0 = vec4<f32>(0.0);
+  var c6_1 = vec4<f32>(0.0);
+  var c7_0 = vec4<f32>(0.0);
+  var c7_1 = vec4<f32>(0.0);
+  var ra0 = 0.0; var rb0 = 0.0;
+  var ra1 = 0.0; var rb1 = 0.0;
+  var ra2 = 0.0; var rb2 = 0.0;
+  var ra3 = 0.0; var rb3 = 0.0;
+  var ra4 = 0.0; var rb4 = 0.0;
+  var ra5 = 0.0; var rb5 = 0.0;
+  var ra6 = 0.0; var rb6 = 0.0;
+  var ra7 = 0.0; var rb7 = 0.0;
+  let nk = (ke - min(kb, ke) + TK - 1u) / TK;
+  let total = p.nsum * nk;
+  for (var s = 0u; s <= total; s++) {
+    if (s > 0u) {
+      workgroupBarrier();
+      {
+        let l = tid + 0u;
+        var mm: u32; var ka: u32;
+        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % 128u; ka = l / 128u; }
+        matmul_large_a[ka * 128u + (mm % 16u) * 8u + mm / 16u] = ra0;
+        var nn: u32; var kq: u32;
+        if (b_n_fast) { nn = l % 128u; kq = l / 128u; } else { kq = l % TK; nn = l / TK; }
+        matmul_large_b[kq * 128u + (nn % 16u) * 8u + nn / 16u] = rb0;
+      }
+      {
+        let l = tid + 256u;
+        var mm: u32; var ka: u32;
+        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % 128u; ka = l / 128u; }
+        matmul_large_a[ka * 128u + (mm % 16u) * 8u + mm / 16u] = ra1;
+        var nn: u32; var kq: u32;
+        if (b_n_fast) { nn = l % 128u; kq = l / 128u; } else { kq = l % TK; nn = l / TK; }
+        matmul_large_b[kq * 128u + (nn % 16u) * 8u + nn / 16u] = rb1;
+      }
+      {
+        let l = tid + 512u;
+        var mm: u32; var ka: u32;
+        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % 128u; ka = l / 128u; }
+        matmul_large_a[ka * 128u + (mm % 16u) * 8u + mm / 16u] = ra2;
+        var nn: u32; var kq: u32;
+        if (b_n_fast) { nn = l % 128u; kq = l / 128u; } else { kq = l % TK; nn = l / TK; }
+        matmul_large_b[kq * 128u + (nn % 16u) * 8u + nn / 16u] = rb2;
+      }
+      {
+        let l = tid + 768u;
+        var mm: u32; var ka: u32;
+        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % 128u; ka = l / 128u; }
+        matmul_large_a[ka * 128u + (mm % 16u) * 8u + mm / 16u] = ra3;
+        var nn: u32; var kq: u32;
+        if (b_n_fast) { nn = l % 128u; kq = l / 128u; } else { kq = l % TK; nn = l / TK; }
+        matmul_large_b[kq * 128u + (nn % 16u) * 8u + nn / 16u] = rb3;
+      }
+      {
+        let l = tid + 1024u;
+        var mm: u32; var ka: u32;
+        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % 128u; ka = l / 128u; }
+        matmul_large_a[ka * 128u + (mm % 16u) * 8u + mm / 16u] = ra4;
+        var nn: u32; var kq: u32;
+        if (b_n_fast) { nn = l % 128u; kq = l / 128u; } else { kq = l % TK; nn = l / TK; }
+        matmul_large_b[kq * 128u + (nn % 16u) * 8u + nn / 16u] = rb4;
+      }
+      {
+        let l = tid + 1280u;
+        var mm: u32; var ka: u32;
+        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % 128u; ka = l / 128u; }
+        matmul_large_a[ka * 128u + (mm % 16u) * 8u + mm / 16u] = ra5;
+        var nn: u32; var kq: u32;
+        if (b_n_fast) { nn = l % 128u; kq = l / 128u; } else { kq = l % TK; nn = l / TK; }
+        matmul_large_b[kq * 128u + (nn % 16u) * 8u + nn / 16u] = rb5;
+      }
+      {
+        let l = tid + 1536u;
+        var mm: u32; var ka: u32;
+        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % 128u; ka = l / 128u; }
+        matmul_large_a[ka * 128u + (mm % 16u) * 8u + mm / 16u] = ra6;
+        var nn: u32; var kq: u32;
+        if (b_n_fast) { nn = l % 128u; kq = l / 128u; } else { kq = l % TK; nn = l / TK; }
+        matmul_large_b[kq * 128u + (nn % 16u) * 8u + nn / 16u] = rb6;
+      }
+      {
+        let l = tid + 1792u;
+        var mm: u32; var ka: u32;
+        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % 128u; ka = l / 128u; }
+        matmul_large_a[ka * 128u + (mm % 16u) * 8u + mm / 16u] = ra7;
+        var nn: u32; var kq: u32;
+        if (b_n_fast) { nn = l % 128u; kq = l / 128u; } else { kq = l % TK; nn = l / TK; }
+        matmul_large_b[kq * 128u + (nn % 16u) * 8u + nn / 16u] = rb7;
+      }
+      workgroupBarrier();
+    }
+    if (s < total) {
+      let i = s / nk;
+      let k0 = kb + (s % nk) * TK;
+      let abase = p.a_off + zz * p.a_zs + i * p.a_ss;
+      let bbase = p.b_off + zz * p.b_zs + i * p.b_ss;
+      {
+        let l = tid + 0u;
+        var mm: u32; var ka: u32;
+        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % 128u; ka = l / 128u; }
+        let gm = m0 + mm; let gk = k0 + ka;
+        var va = 0.0;
+        if (gm < p.m && gk < ke) { va = a[abase + gm * p.a_rs + gk * p.a_cs]; }
+        ra0 = va;
+        var nn: u32; var kq: u32;
+        if (b_n_fast) { nn = l % 128u; kq = l / 128u; } else { kq = l % TK; nn = l / TK; }
+        let gn = n0 + nn; let gk2 = k0 + kq;
+        var vb = 0.0;
+        if (gn < p.n && gk2 < ke) { vb = b[bbase + gk2 * p.b_rs + gn * p.b_cs]; }
+        rb0 = vb;
+      }
+      {
+        let l = tid + 256u;
+        var mm: u32; var ka: u32;
+        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % 128u; ka = l / 128u; }
+        let gm = m0 + mm; let gk = k0 + ka;
+        var va = 0.0;
+        if (gm < p.m && gk < ke) { va = a[abase + gm * p.a_rs + gk * p.a_cs]; }
+        ra1 = va;
+        var nn: u32; var kq: u32;
+        if (b_n_fast) { nn = l % 128u; kq = l / 128u; } else { kq = l % TK; nn = l / TK; }
+        let gn = n0 + nn; let gk2 = k0 + kq;
+        var vb = 0.0;
+        if (gn < p.n && gk2 < ke) { vb = b[bbase + gk2 * p.b_rs + gn * p.b_cs]; }
+        rb1 = vb;
+      }
+      {
+        let l = tid + 512u;
+        var mm: u32; var ka: u32;
+        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % 128u; ka = l / 128u; }
+        let gm = m0 + mm; let gk = k0 + ka;
+        var va = 0.0;
+        if (gm < p.m && gk < ke) { va = a[abase + gm * p.a_rs + gk * p.a_cs]; }
+        ra2 = va;
+        var nn: u32; var kq: u32;
+        if (b_n_fast) { nn = l % 128u; kq = l / 128u; } else { kq = l % TK; nn = l / TK; }
+        let gn = n0 + nn; let gk2 = k0 + kq;
+        var vb = 0.0;
+        if (gn < p.n && gk2 < ke) { vb = b[bbase + gk2 * p.b_rs + gn * p.b_cs]; }
+        rb2 = vb;
+      }
+      {
+        let l = tid + 768u;
+        var mm: u32; var ka: u32;
+        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % 128u; ka = l / 128u; }
+        let gm = m0 + mm; let gk = k0 + ka;
+        var va = 0.0;
+        if (gm < p.m && gk < ke) { va = a[abase + gm * p.a_rs + gk * p.a_cs]; }
+        ra3 = va;
+        var nn: u32; var kq: u32;
+        if (b_n_fast) { nn = l % 128u; kq = l / 128u; } else { kq = l % TK; nn = l / TK; }
+        let gn = n0 + nn; let gk2 = k0 + kq;
+        var vb = 0.0;
+        if (gn < p.n && gk2 < ke) { vb = b[bbase + gk2 * p.b_rs + gn * p.b_cs]; }
         rb3 = vb;
       }
       {
-        let l = tid + 4u * 256u;
+        let l = tid + 1024u;
         var mm: u32; var ka: u32;
-        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % LT; ka = l / LT; }
+        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % 128u; ka = l / 128u; }
         let gm = m0 + mm; let gk = k0 + ka;
         var va = 0.0;
-        if (gm < p.m && gk < p.k) { va = a[abase + gm * p.a_rs + gk * p.a_cs]; }
+        if (gm < p.m && gk < ke) { va = a[abase + gm * p.a_rs + gk * p.a_cs]; }
         ra4 = va;
-        var nn: u32; var kb: u32;
-        if (b_n_fast) { nn = l % LT; kb = l / LT; } else { kb = l % TK; nn = l / TK; }
-        let gn = n0 + nn; let gk2 = k0 + kb;
+        var nn: u32; var kq: u32;
+        if (b_n_fast) { nn = l % 128u; kq = l / 128u; } else { kq = l % TK; nn = l / TK; }
+        let gn = n0 + nn; let gk2 = k0 + kq;
         var vb = 0.0;
-        if (gn < p.n && gk2 < p.k) { vb = b[bbase + gk2 * p.b_rs + gn * p.b_cs]; }
+        if (gn < p.n && gk2 < ke) { vb = b[bbase + gk2 * p.b_rs + gn * p.b_cs]; }
         rb4 = vb;
       }
       {
-        let l = tid + 5u * 256u;
+        let l = tid + 1280u;
         var mm: u32; var ka: u32;
-        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % LT; ka = l / LT; }
+        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % 128u; ka = l / 128u; }
         let gm = m0 + mm; let gk = k0 + ka;
         var va = 0.0;
-        if (gm < p.m && gk < p.k) { va = a[abase + gm * p.a_rs + gk * p.a_cs]; }
+        if (gm < p.m && gk < ke) { va = a[abase + gm * p.a_rs + gk * p.a_cs]; }
         ra5 = va;
-        var nn: u32; var kb: u32;
-        if (b_n_fast) { nn = l % LT; kb = l / LT; } else { kb = l % TK; nn = l / TK; }
-        let gn = n0 + nn; let gk2 = k0 + kb;
+        var nn: u32; var kq: u32;
+        if (b_n_fast) { nn = l % 128u; kq = l / 128u; } else { kq = l % TK; nn = l / TK; }
+        let gn = n0 + nn; let gk2 = k0 + kq;
         var vb = 0.0;
-        if (gn < p.n && gk2 < p.k) { vb = b[bbase + gk2 * p.b_rs + gn * p.b_cs]; }
+        if (gn < p.n && gk2 < ke) { vb = b[bbase + gk2 * p.b_rs + gn * p.b_cs]; }
         rb5 = vb;
       }
       {
-        let l = tid + 6u * 256u;
+        let l = tid + 1536u;
         var mm: u32; var ka: u32;
-        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % LT; ka = l / LT; }
+        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % 128u; ka = l / 128u; }
         let gm = m0 + mm; let gk = k0 + ka;
         var va = 0.0;
-        if (gm < p.m && gk < p.k) { va = a[abase + gm * p.a_rs + gk * p.a_cs]; }
+        if (gm < p.m && gk < ke) { va = a[abase + gm * p.a_rs + gk * p.a_cs]; }
         ra6 = va;
-        var nn: u32; var kb: u32;
-        if (b_n_fast) { nn = l % LT; kb = l / LT; } else { kb = l % TK; nn = l / TK; }
-        let gn = n0 + nn; let gk2 = k0 + kb;
+        var nn: u32; var kq: u32;
+        if (b_n_fast) { nn = l % 128u; kq = l / 128u; } else { kq = l % TK; nn = l / TK; }
+        let gn = n0 + nn; let gk2 = k0 + kq;
         var vb = 0.0;
-        if (gn < p.n && gk2 < p.k) { vb = b[bbase + gk2 * p.b_rs + gn * p.b_cs]; }
+        if (gn < p.n && gk2 < ke) { vb = b[bbase + gk2 * p.b_rs + gn * p.b_cs]; }
         rb6 = vb;
       }
       {
-        let l = tid + 7u * 256u;
+        let l = tid + 1792u;
         var mm: u32; var ka: u32;
-        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % LT; ka = l / LT; }
+        if (a_k_fast) { ka = l % TK; mm = l / TK; } else { mm = l % 128u; ka = l / 128u; }
         let gm = m0 + mm; let gk = k0 + ka;
         var va = 0.0;
-        if (gm < p.m && gk < p.k) { va = a[abase + gm * p.a_rs + gk * p.a_cs]; }
+        if (gm < p.m && gk < ke) { va = a[abase + gm * p.a_rs + gk * p.a_cs]; }
         ra7 = va;
-        var nn: u32; var kb: u32;
-        if (b_n_fast) { nn = l % LT; kb = l / LT; } else { kb = l % TK; nn = l / TK; }
-        let gn = n0 + nn; let gk2 = k0 + kb;
+        var nn: u32; var kq: u32;
+        if (b_n_fast) { nn = l % 128u; kq = l / 128u; } else { kq = l % TK; nn = l / TK; }
+        let gn = n0 + nn; let gk2 = k0 + kq;
         var vb = 0.0;
-        if (gn < p.n && gk2 < p.k) { vb = b[bbase + gk2 * p.b_rs + gn * p.b_cs]; }
+        if (gn < p.n && gk2 < ke) { vb = b[bbase + gk2 * p.b_rs + gn * p.b_cs]; }
         rb7 = vb;
       }
     }
     if (s > 0u) {
       for (var kk = 0u; kk < TK; kk++) {
-      let ab = kk * LT + lid.y * 8u;
-      let bb = kk * LT + lid.x * 8u;
-      let alo = vec4<f32>(la[ab], la[ab + 1u], la[ab + 2u], la[ab + 3u]);
-      let ahi = vec4<f32>(la[ab + 4u], la[ab + 5u], la[ab + 6u], la[ab + 7u]);
-      let b0 = vec4<f32>(lb[bb], lb[bb + 1u], lb[bb + 2u], lb[bb + 3u]);
-      let b1 = vec4<f32>(lb[bb + 4u], lb[bb + 5u], lb[bb + 6u], lb[bb + 7u]);
-      c00 = fma(vec4<f32>(alo.x), b0, c00);
-      c01 = fma(vec4<f32>(alo.x), b1, c01);
-      c10 = fma(vec4<f32>(alo.y), b0, c10);
-      c11 = fma(vec4<f32>(alo.y), b1, c11);
-      c20 = fma(vec4<f32>(alo.z), b0, c20);
-      c21 = fma(vec4<f32>(alo.z), b1, c21);
-      c30 = fma(vec4<f32>(alo.w), b0, c30);
-      c31 = fma(vec4<f32>(alo.w), b1, c31);
-      c40 = fma(vec4<f32>(ahi.x), b0, c40);
-      c41 = fma(vec4<f32>(ahi.x), b1, c41);
-      c50 = fma(vec4<f32>(ahi.y), b0, c50);
-      c51 = fma(vec4<f32>(ahi.y), b1, c51);
-      c60 = fma(vec4<f32>(ahi.z), b0, c60);
-      c61 = fma(vec4<f32>(ahi.z), b1, c61);
-      c70 = fma(vec4<f32>(ahi.w), b0, c70);
-      c71 = fma(vec4<f32>(ahi.w), b1, c71);
+        let ab = kk * 128u + lid.y * 8u;
+        let bb = kk * 128u + lid.x * 8u;
+        let a0 = vec4<f32>(matmul_large_a[ab + 0u], matmul_large_a[ab + 1u], matmul_large_a[ab + 2u], matmul_large_a[ab + 3u]);
+        let b0 = vec4<f32>(matmul_large_b[bb + 0u], matmul_large_b[bb + 1u], matmul_large_b[bb + 2u], matmul_large_b[bb + 3u]);
+        let a1 = vec4<f32>(matmul_large_a[ab + 4u], matmul_large_a[ab + 5u], matmul_large_a[ab + 6u], matmul_large_a[ab + 7u]);
+        let b1 = vec4<f32>(matmul_large_b[bb + 4u], matmul_large_b[bb + 5u], matmul_large_b[bb + 6u], matmul_large_b[bb + 7u]);
+        c0_0 = fma(vec4<f32>(a0.x), b0, c0_0);
+        c0_1 = fma(vec4<f32>(a0.x), b1, c0_1);
+        c1_0 = fma(vec4<f32>(a0.y), b0, c1_0);
+        c1_1 = fma(vec4<f32>(a0.y), b1, c1_1);
+        c2_0 = fma(vec4<f32>(a0.z), b0, c2_0);
+        c2_1 = fma(vec4<f32>(a0.z), b1, c2_1);
+        c3_0 = fma(vec4<f32>(a0.w), b0, c3_0);
+        c3_1 = fma(vec4<f32>(a0.w), b1, c3_1);
+        c4_0 = fma(vec4<f32>(a1.x), b0, c4_0);
+        c4_1 = fma(vec4<f32>(a1.x), b1, c4_1);
+        c5_0 = fma(vec4<f32>(a1.y), b0, c5_0);
+        c5_1 = fma(vec4<f32>(a1.y), b1, c5_1);
+        c6_0 = fma(vec4<f32>(a1.z), b0, c6_0);
+        c6_1 = fma(vec4<f32>(a1.z), b1, c6_1);
+        c7_0 = fma(vec4<f32>(a1.w), b0, c7_0);
+        c7_1 = fma(vec4<f32>(a1.w), b1, c7_1);
       }
     }
   }
-  st(m0 + lid.y + 0u, n0 + lid.x + 0u, c00.x);
-  st(m0 + lid.y + 0u, n0 + lid.x + 16u, c00.y);
-  st(m0 + lid.y + 0u, n0 + lid.x + 32u, c00.z);
-  st(m0 + lid.y + 0u, n0 + lid.x + 48u, c00.w);
-  st(m0 + lid.y + 0u, n0 + lid.x + 64u, c01.x);
-  st(m0 + lid.y + 0u, n0 + lid.x + 80u, c01.y);
-  st(m0 + lid.y + 0u, n0 + lid.x + 96u, c01.z);
-  st(m0 + lid.y + 0u, n0 + lid.x + 112u, c01.w);
-  st(m0 + lid.y + 16u, n0 + lid.x + 0u, c10.x);
-  st(m0 + lid.y + 16u, n0 + lid.x + 16u, c10.y);
-  st(m0 + lid.y + 16u, n0 + lid.x + 32u, c10.z);
-  st(m0 + lid.y + 16u, n0 + lid.x + 48u, c10.w);
-  st(m0 + lid.y + 16u, n0 + lid.x + 64u, c11.x);
-  st(m0 + lid.y + 16u, n0 + lid.x + 80u, c11.y);
-  st(m0 + lid.y + 16u, n0 + lid.x + 96u, c11.z);
-  st(m0 + lid.y + 16u, n0 + lid.x + 112u, c11.w);
-  st(m0 + lid.y + 32u, n0 + lid.x + 0u, c20.x);
-  st(m0 + lid.y + 32u, n0 + lid.x + 16u, c20.y);
-  st(m0 + lid.y + 32u, n0 + lid.x + 32u, c20.z);
-  st(m0 + lid.y + 32u, n0 + lid.x + 48u, c20.w);
-  st(m0 + lid.y + 32u, n0 + lid.x + 64u, c21.x);
-  st(m0 + lid.y + 32u, n0 + lid.x + 80u, c21.y);
-  st(m0 + lid.y + 32u, n0 + lid.x + 96u, c21.z);
-  st(m0 + lid.y + 32u, n0 + lid.x + 112u, c21.w);
-  st(m0 + lid.y + 48u, n0 + lid.x + 0u, c30.x);
-  st(m0 + lid.y + 48u, n0 + lid.x + 16u, c30.y);
-  st(m0 + lid.y + 48u, n0 + lid.x + 32u, c30.z);
-  st(m0 + lid.y + 48u, n0 + lid.x + 48u, c30.w);
-  st(m0 + lid.y + 48u, n0 + lid.x + 64u, c31.x);
-  st(m0 + lid.y + 48u, n0 + lid.x + 80u, c31.y);
-  st(m0 + lid.y + 48u, n0 + lid.x + 96u, c31.z);
-  st(m0 + lid.y + 48u, n0 + lid.x + 112u, c31.w);
-  st(m0 + lid.y + 64u, n0 + lid.x + 0u, c40.x);
-  st(m0 + lid.y + 64u, n0 + lid.x + 16u, c40.y);
-  st(m0 + lid.y + 64u, n0 + lid.x + 32u, c40.z);
-  st(m0 + lid.y + 64u, n0 + lid.x + 48u, c40.w);
-  st(m0 + lid.y + 64u, n0 + lid.x + 64u, c41.x);
-  st(m0 + lid.y + 64u, n0 + lid.x + 80u, c41.y);
-  st(m0 + lid.y + 64u, n0 + lid.x + 96u, c41.z);
-  st(m0 + lid.y + 64u, n0 + lid.x + 112u, c41.w);
-  st(m0 + lid.y + 80u, n0 + lid.x + 0u, c50.x);
-  st(m0 + lid.y + 80u, n0 + lid.x + 16u, c50.y);
-  st(m0 + lid.y + 80u, n0 + lid.x + 32u, c50.z);
-  st(m0 + lid.y + 80u, n0 + lid.x + 48u, c50.w);
-  st(m0 + lid.y + 80u, n0 + lid.x + 64u, c51.x);
-  st(m0 + lid.y + 80u, n0 + lid.x + 80u, c51.y);
-  st(m0 + lid.y + 80u, n0 + lid.x + 96u, c51.z);
-  st(m0 + lid.y + 80u, n0 + lid.x + 112u, c51.w);
-  st(m0 + lid.y + 96u, n0 + lid.x + 0u, c60.x);
-  st(m0 + lid.y + 96u, n0 + lid.x + 16u, c60.y);
-  st(m0 + lid.y + 96u, n0 + lid.x + 32u, c60.z);
-  st(m0 + lid.y + 96u, n0 + lid.x + 48u, c60.w);
-  st(m0 + lid.y + 96u, n0 + lid.x + 64u, c61.x);
-  st(m0 + lid.y + 96u, n0 + lid.x + 80u, c61.y);
-  st(m0 + lid.y + 96u, n0 + lid.x + 96u, c61.z);
-  st(m0 + lid.y + 96u, n0 + lid.x + 112u, c61.w);
-  st(m0 + lid.y + 112u, n0 + lid.x + 0u, c70.x);
-  st(m0 + lid.y + 112u, n0 + lid.x + 16u, c70.y);
-  st(m0 + lid.y + 112u, n0 + lid.x + 32u, c70.z);
-  st(m0 + lid.y + 112u, n0 + lid.x + 48u, c70.w);
-  st(m0 + lid.y + 112u, n0 + lid.x + 64u, c71.x);
-  st(m0 + lid.y + 112u, n0 + lid.x + 80u, c71.y);
-  st(m0 + lid.y + 112u, n0 + lid.x + 96u, c71.z);
-  st(m0 + lid.y + 112u, n0 + lid.x + 112u, c71.w);
+  st(zz, m0 + lid.y + 0u, n0 + lid.x + 0u, c0_0.x);
+  st(zz, m0 + lid.y + 0u, n0 + lid.x + 16u, c0_0.y);
+  st(zz, m0 + lid.y + 0u, n0 + lid.x + 32u, c0_0.z);
+  st(zz, m0 + lid.y + 0u, n0 + lid.x + 48u, c0_0.w);
+  st(zz, m0 + lid.y + 0u, n0 + lid.x + 64u, c0_1.x);
+  st(zz, m0 + lid.y + 0u, n0 + lid.x + 80u, c0_1.y);
+  st(zz, m0 + lid.y + 0u, n0 + lid.x + 96u, c0_1.z);
+  st(zz, m0 + lid.y + 0u, n0 + lid.x + 112u, c0_1.w);
+  st(zz, m0 + lid.y + 16u, n0 + lid.x + 0u, c1_0.x);
+  st(zz, m0 + lid.y + 16u, n0 + lid.x + 16u, c1_0.y);
+  st(zz, m0 + lid.y + 16u, n0 + lid.x + 32u, c1_0.z);
+  st(zz, m0 + lid.y + 16u, n0 + lid.x + 48u, c1_0.w);
+  st(zz, m0 + lid.y + 16u, n0 + lid.x + 64u, c1_1.x);
+  st(zz, m0 + lid.y + 16u, n0 + lid.x + 80u, c1_1.y);
+  st(zz, m0 + lid.y + 16u, n0 + lid.x + 96u, c1_1.z);
+  st(zz, m0 + lid.y + 16u, n0 + lid.x + 112u, c1_1.w);
+  st(zz, m0 + lid.y + 32u, n0 + lid.x + 0u, c2_0.x);
+  st(zz, m0 + lid.y + 32u, n0 + lid.x + 16u, c2_0.y);
+  st(zz, m0 + lid.y + 32u, n0 + lid.x + 32u, c2_0.z);
+  st(zz, m0 + lid.y + 32u, n0 + lid.x + 48u, c2_0.w);
+  st(zz, m0 + lid.y + 32u, n0 + lid.x + 64u, c2_1.x);
+  st(zz, m0 + lid.y + 32u, n0 + lid.x + 80u, c2_1.y);
+  st(zz, m0 + lid.y + 32u, n0 + lid.x + 96u, c2_1.z);
+  st(zz, m0 + lid.y + 32u, n0 + lid.x + 112u, c2_1.w);
+  st(zz, m0 + lid.y + 48u, n0 + lid.x + 0u, c3_0.x);
+  st(zz, m0 + lid.y + 48u, n0 + lid.x + 16u, c3_0.y);
+  st(zz, m0 + lid.y + 48u, n0 + lid.x + 32u, c3_0.z);
+  st(zz, m0 + lid.y + 48u, n0 + lid.x + 48u, c3_0.w);
+  st(zz, m0 + lid.y + 48u, n0 + lid.x + 64u, c3_1.x);
+  st(zz, m0 + lid.y + 48u, n0 + lid.x + 80u, c3_1.y);
+  st(zz, m0 + lid.y + 48u, n0 + lid.x + 96u, c3_1.z);
+  st(zz, m0 + lid.y + 48u, n0 + lid.x + 112u, c3_1.w);
+  st(zz, m0 + lid.y + 64u, n0 + lid.x + 0u, c4_0.x);
+  st(zz, m0 + lid.y + 64u, n0 + lid.x + 16u, c4_0.y);
+  st(zz, m0 + lid.y + 64u, n0 + lid.x + 32u, c4_0.z);
+  st(zz, m0 + lid.y + 64u, n0 + lid.x + 48u, c4_0.w);
+  st(zz, m0 + lid.y + 64u, n0 + lid.x + 64u, c4_1.x);
+  st(zz, m0 + lid.y + 64u, n0 + lid.x + 80u, c4_1.y);
+  st(zz, m0 + lid.y + 64u, n0 + lid.x + 96u, c4_1.z);
+  st(zz, m0 + lid.y + 64u, n0 + lid.x + 112u, c4_1.w);
+  st(zz, m0 + lid.y + 80u, n0 + lid.x + 0u, c5_0.x);
+  st(zz, m0 + lid.y + 80u, n0 + lid.x + 16u, c5_0.y);
+  st(zz, m0 + lid.y + 80u, n0 + lid.x + 32u, c5_0.z);
+  st(zz, m0 + lid.y + 80u, n0 + lid.x + 48u, c5_0.w);
+  st(zz, m0 + lid.y + 80u, n0 + lid.x + 64u, c5_1.x);
+  st(zz, m0 + lid.y + 80u, n0 + lid.x + 80u, c5_1.y);
+  st(zz, m0 + lid.y + 80u, n0 + lid.x + 96u, c5_1.z);
+  st(zz, m0 + lid.y + 80u, n0 + lid.x + 112u, c5_1.w);
+  st(zz, m0 + lid.y + 96u, n0 + lid.x + 0u, c6_0.x);
+  st(zz, m0 + lid.y + 96u, n0 + lid.x + 16u, c6_0.y);
+  st(zz, m0 + lid.y + 96u, n0 + lid.x + 32u, c6_0.z);
+  st(zz, m0 + lid.y + 96u, n0 + lid.x + 48u, c6_0.w);
+  st(zz, m0 + lid.y + 96u, n0 + lid.x + 64u, c6_1.x);
+  st(zz, m0 + lid.y + 96u, n0 + lid.x + 80u, c6_1.y);
+  st(zz, m0 + lid.y + 96u, n0 + lid.x + 96u, c6_1.z);
+  st(zz, m0 + lid.y + 96u, n0 + lid.x + 112u, c6_1.w);
+  st(zz, m0 + lid.y + 112u, n0 + lid.x + 0u, c7_0.x);
+  st(zz, m0 + lid.y + 112u, n0 + lid.x + 16u, c7_0.y);
+  st(zz, m0 + lid.y + 112u, n0 + lid.x + 32u, c7_0.z);
+  st(zz, m0 + lid.y + 112u, n0 + lid.x + 48u, c7_0.w);
+  st(zz, m0 + lid.y + 112u, n0 + lid.x + 64u, c7_1.x);
+  st(zz, m0 + lid.y + 112u, n0 + lid.x + 80u, c7_1.y);
+  st(zz, m0 + lid.y + 112u, n0 + lid.x + 96u, c7_1.z);
+  st(zz, m0 + lid.y + 112u, n0 + lid.x + 112u, c7_1.w);
+}
+
+// Sums the split-K partials in split order: C[z, m, n] = sum_s P[s, z, m, n] (+ bias) (+ C).
+// P (binding a) is dense [ksplit, nz, M, N]; C uses c_off / c_rs / c_zs.
+@compute @workgroup_size(256)
+fn matmul_reduce(@builtin(global_invocation_id) gid: vec3<u32>,
+                 @builtin(num_workgroups) nwg: vec3<u32>) {
+  let idx = gid.x + gid.y * nwg.x * 256u;
+  let mn = p.m * p.n;
+  if (idx >= mn * p.nz) { return; }
+  let z = idx / mn;
+  let m = (idx % mn) / p.n;
+  let n = idx % p.n;
+  var v = 0.0;
+  for (var sp = 0u; sp < p.ksplit; sp++) { v += a[sp * mn * p.nz + idx]; }
+  split = 0u;
+  let o = p.c_off + z * p.c_zs + m * p.c_rs + n;
+  if ((p.flags & 1u) != 0u) { v += bias[p.bias_off + z * p.bias_zs + n]; }
+  if ((p.flags & 2u) != 0u) { v += c[o]; }
+  c[o] = v;
 }

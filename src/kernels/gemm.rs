@@ -18,6 +18,11 @@ const LARGE: KernelSpec = KernelSpec {
     entry: "matmul_large",
     bindings: &[R, R, R, RW],
 };
+const REDUCE: KernelSpec = KernelSpec {
+    shader: Shader::Matmul,
+    entry: "matmul_reduce",
+    bindings: &[R, R, R, RW],
+};
 const REGBLOCK: KernelSpec = KernelSpec {
     shader: Shader::Matmul,
     entry: "matmul_regblock",
@@ -122,38 +127,74 @@ pub(crate) fn gemm(
     if accumulate {
         flags |= 2;
     }
-    let params = [
-        m as u32,
-        n as u32,
-        k as u32,
-        nsum as u32,
-        a.off as u32,
-        a.rs as u32,
-        a.cs as u32,
-        a.zs as u32,
-        b.off as u32,
-        b.rs as u32,
-        b.cs as u32,
-        b.zs as u32,
-        c.off as u32,
-        c.rs as u32,
-        c.zs as u32,
-        a.ss as u32,
-        b.ss as u32,
-        bias_off as u32,
-        bias_zs as u32,
-        flags,
-        alpha.to_bits(),
-    ];
-    // The bias binding is read-only; when there is no bias bind A (also read-only) rather than C.
-    let bias_t = if bias.is_some() { bias_t } else { a.t };
     let ctx = rec.ctx();
+    let target = ctx.target_workgroups();
     let (spec, tile) = match ctx.variant() {
         // 128x128 tiles only where they still give a few workgroups per compute unit.
-        KernelVariant::Tiled if m * n * z >= 128 * 128 * ctx.target_workgroups() => (LARGE, 128),
+        KernelVariant::Tiled if m * n * z >= 128 * 128 * target => (LARGE, 128),
         KernelVariant::Tiled => (TILED, 64),
         KernelVariant::Simple => (REGBLOCK, 32),
     };
-    let groups = [n.div_ceil(tile) as u32, m.div_ceil(tile) as u32, z as u32];
-    rec.dispatch(spec, &[], &params, &[a.t, b.t, bias_t, c.t], groups)
+    let tiles = m.div_ceil(tile) * n.div_ceil(tile) * z;
+    // Split-K when C alone gives too few workgroups and K is long (weight gradients: C is a
+    // weight matrix, K is T*B): each split sums kchunk of K into a partial buffer and
+    // matmul_reduce adds the partials in order (deterministic).
+    let ksplit = if ctx.variant() == KernelVariant::Tiled && 2 * tiles <= target && k >= 1024 {
+        (target / tiles).clamp(2, (k / 256).min(64))
+    } else {
+        1
+    };
+    let kchunk = k.div_ceil(ksplit).div_ceil(16) * 16;
+    let ksplit = k.div_ceil(kchunk);
+    let words = |c_off: usize, c_rs: usize, c_zs: usize, flags: u32, c_ss: usize| {
+        [
+            m as u32,
+            n as u32,
+            k as u32,
+            nsum as u32,
+            a.off as u32,
+            a.rs as u32,
+            a.cs as u32,
+            a.zs as u32,
+            b.off as u32,
+            b.rs as u32,
+            b.cs as u32,
+            b.zs as u32,
+            c_off as u32,
+            c_rs as u32,
+            c_zs as u32,
+            a.ss as u32,
+            b.ss as u32,
+            bias_off as u32,
+            bias_zs as u32,
+            flags,
+            alpha.to_bits(),
+            ksplit as u32,
+            kchunk as u32,
+            c_ss as u32,
+            z as u32,
+        ]
+    };
+    // The bias binding is read-only; when there is no bias bind A (also read-only) rather than C.
+    let bias_t = if bias.is_some() { bias_t } else { a.t };
+    let groups = [
+        n.div_ceil(tile) as u32,
+        m.div_ceil(tile) as u32,
+        (z * ksplit) as u32,
+    ];
+    if ksplit == 1 {
+        let params = words(c.off, c.rs, c.zs, flags, 0);
+        return rec.dispatch(spec, &[], &params, &[a.t, b.t, bias_t, c.t], groups);
+    }
+    let parts = Tensor::empty(
+        ctx,
+        "split-K partials",
+        &[ksplit * z * m * n],
+        crate::DType::F32,
+    )?;
+    let params = words(0, n, m * n, 0, z * m * n);
+    rec.dispatch(spec, &[], &params, &[a.t, b.t, bias_t, &parts], groups)?;
+    let params = words(c.off, c.rs, c.zs, flags, z * m * n);
+    let grid = super::grid_1d(z * m * n, 256);
+    rec.dispatch(REDUCE, &[], &params, &[&parts, &parts, bias_t, c.t], grid)
 }

@@ -88,3 +88,34 @@ fn tiled_kernels_match_reference() {
 fn simple_kernels_match_reference() {
     run_all(KernelVariant::Simple);
 }
+
+/// Split-K GEMMs: the weight gradients of a small layer over many timesteps (C is a few tiles,
+/// K = T*B is long), on a context that wants 64 workgroups, so the tiled GEMM splits K and
+/// matmul_reduce sums the partials.
+#[test]
+fn split_k_weight_gradients_match_reference() {
+    static SPLIT: OnceLock<Context> = OnceLock::new();
+    if gpu().is_none() {
+        return;
+    }
+    let ctx = SPLIT.get_or_init(|| {
+        let c = Context::with_variant(KernelVariant::Tiled).expect("context");
+        c.set_target_workgroups(64);
+        c
+    });
+    for (i, mode) in MODES.into_iter().enumerate() {
+        let c = Case {
+            mode,
+            layers: 2,
+            bidir: i % 2 == 1,
+            ragged: true,
+            init: true,
+            seq: 40,
+            batch: 30,
+            input: 7,
+            hidden: 13,
+            bias: true,
+        };
+        run_backward_case_on(ctx, &c, 4000 + i as u64, 0.0, TOL);
+    }
+}
