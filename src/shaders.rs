@@ -11,6 +11,8 @@ const ELMAN: &str = include_str!("../shaders/elman.wgsl");
 const REDUCE: &str = include_str!("../shaders/reduce.wgsl");
 const DROPOUT: &str = include_str!("../shaders/dropout.wgsl");
 const TRANSPOSE: &str = include_str!("../shaders/transpose.wgsl");
+const EMBEDDING: &str = include_str!("../shaders/embedding.wgsl");
+const LOSS: &str = include_str!("../shaders/loss.wgsl");
 
 /// A WGSL module: one kernel family (or the recurrent drivers with one cell).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -29,11 +31,15 @@ pub enum Shader {
     Dropout,
     /// `transpose.wgsl`
     Transpose,
+    /// `embedding.wgsl`
+    Embedding,
+    /// `loss.wgsl`
+    Loss,
 }
 
 impl Shader {
     /// Every module, for validation tests.
-    pub const ALL: [Shader; 7] = [
+    pub const ALL: [Shader; 9] = [
         Shader::Matmul,
         Shader::Lstm,
         Shader::Gru,
@@ -41,6 +47,8 @@ impl Shader {
         Shader::Reduce,
         Shader::Dropout,
         Shader::Transpose,
+        Shader::Embedding,
+        Shader::Loss,
     ];
 
     /// The module's full WGSL source.
@@ -53,6 +61,8 @@ impl Shader {
             Shader::Reduce => REDUCE.to_string(),
             Shader::Dropout => DROPOUT.to_string(),
             Shader::Transpose => TRANSPOSE.to_string(),
+            Shader::Embedding => EMBEDDING.to_string(),
+            Shader::Loss => LOSS.to_string(),
         }
     }
 }
@@ -69,6 +79,8 @@ pub(crate) fn module(ctx: &Context, shader: Shader) -> wgpu::ShaderModule {
                 Shader::Reduce => "reduce.wgsl",
                 Shader::Dropout => "dropout.wgsl",
                 Shader::Transpose => "transpose.wgsl",
+                Shader::Embedding => "embedding.wgsl",
+                Shader::Loss => "loss.wgsl",
             }),
             source: wgpu::ShaderSource::Wgsl(src.into()),
         })

@@ -5,4 +5,6 @@ mod common;
 
 mod backward;
 mod forward;
+mod layers;
+mod loss;
 mod ops;
