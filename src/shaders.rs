@@ -13,6 +13,7 @@ const DROPOUT: &str = include_str!("../shaders/dropout.wgsl");
 const TRANSPOSE: &str = include_str!("../shaders/transpose.wgsl");
 const EMBEDDING: &str = include_str!("../shaders/embedding.wgsl");
 const LOSS: &str = include_str!("../shaders/loss.wgsl");
+const OPTIM: &str = include_str!("../shaders/optim.wgsl");
 
 /// A WGSL module: one kernel family (or the recurrent drivers with one cell).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -35,11 +36,13 @@ pub enum Shader {
     Embedding,
     /// `loss.wgsl`
     Loss,
+    /// `optim.wgsl`
+    Optim,
 }
 
 impl Shader {
     /// Every module, for validation tests.
-    pub const ALL: [Shader; 9] = [
+    pub const ALL: [Shader; 10] = [
         Shader::Matmul,
         Shader::Lstm,
         Shader::Gru,
@@ -49,6 +52,7 @@ impl Shader {
         Shader::Transpose,
         Shader::Embedding,
         Shader::Loss,
+        Shader::Optim,
     ];
 
     /// The module's full WGSL source.
@@ -63,6 +67,7 @@ impl Shader {
             Shader::Transpose => TRANSPOSE.to_string(),
             Shader::Embedding => EMBEDDING.to_string(),
             Shader::Loss => LOSS.to_string(),
+            Shader::Optim => OPTIM.to_string(),
         }
     }
 }
@@ -81,6 +86,7 @@ pub(crate) fn module(ctx: &Context, shader: Shader) -> wgpu::ShaderModule {
                 Shader::Transpose => "transpose.wgsl",
                 Shader::Embedding => "embedding.wgsl",
                 Shader::Loss => "loss.wgsl",
+                Shader::Optim => "optim.wgsl",
             }),
             source: wgpu::ShaderSource::Wgsl(src.into()),
         })

@@ -6,6 +6,7 @@ pub(crate) mod dropout;
 pub(crate) mod embedding;
 pub(crate) mod gemm;
 pub(crate) mod loss;
+pub(crate) mod optim;
 pub(crate) mod reduce;
 pub(crate) mod step;
 pub(crate) mod transpose;

@@ -16,6 +16,7 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use super::store::ParamStore;
 use crate::context::Context;
 use crate::encoder::Recorder;
 use crate::error::{Error, Result, check_shape};
@@ -181,6 +182,11 @@ impl Embedding {
         self.record_backward(&mut rec, ids, dy, &dweight, false)?;
         rec.submit()?;
         Ok(dweight)
+    }
+
+    /// Registers `prefix.weight` with gradient `dweight` in `store`.
+    pub fn register(&self, store: &mut ParamStore, prefix: &str, dweight: &Tensor) -> Result<()> {
+        store.add(&format!("{prefix}.weight"), &self.weight, dweight)
     }
 }
 

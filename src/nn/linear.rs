@@ -9,6 +9,7 @@
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+use super::store::ParamStore;
 use crate::context::Context;
 use crate::encoder::Recorder;
 use crate::error::{Error, Result, check_shape};
@@ -261,5 +262,23 @@ impl Linear {
         let dx = self.record_backward(&mut rec, x, dy, &grads, false)?;
         rec.submit()?;
         Ok((dx, grads))
+    }
+
+    /// Registers `prefix.weight` (and `prefix.bias`) with their gradients in `store`.
+    pub fn register(
+        &self,
+        store: &mut ParamStore,
+        prefix: &str,
+        grads: &LinearGrads,
+    ) -> Result<()> {
+        store.add(&format!("{prefix}.weight"), &self.weight, &grads.weight)?;
+        match (&self.bias, &grads.bias) {
+            (Some(b), Some(db)) => store.add(&format!("{prefix}.bias"), b, db),
+            (None, None) => Ok(()),
+            _ => Err(Error::shape(
+                format!("{prefix}.bias"),
+                "gradient present iff the layer has a bias",
+            )),
+        }
     }
 }

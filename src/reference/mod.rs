@@ -13,6 +13,7 @@
 //! | embedding.wgsl                    | [`embedding::embedding_forward`], [`embedding::embedding_backward`] |
 //! | matmul.wgsl + reduce.wgsl (linear) | [`linear::linear_forward`], [`linear::linear_backward`] |
 //! | loss.wgsl                         | [`loss::softmax_ce_forward`], [`loss::log_softmax_forward`] |
+//! | optim.wgsl                        | [`optim::sgd_update`], [`optim::adam_update`] |
 
 // Index loops mirror the math (and the kernels) more plainly than iterator chains.
 #![allow(clippy::needless_range_loop)]
@@ -23,5 +24,6 @@ pub mod embedding;
 pub mod linear;
 pub mod loss;
 pub mod matmul;
+pub mod optim;
 pub mod reduce;
 pub mod rnn;

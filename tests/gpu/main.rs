@@ -8,3 +8,4 @@ mod forward;
 mod layers;
 mod loss;
 mod ops;
+mod optim;
