@@ -9,3 +9,4 @@ mod layers;
 mod loss;
 mod ops;
 mod optim;
+mod train;
