@@ -1,6 +1,7 @@
-//! Optimiser updates, in place and elementwise over one parameter tensor and its gradient, as
-//! torch.optim defines them (single-tensor implementation, same operation order). The host
-//! keeps the step count and passes the bias corrections.
+//! Optimiser updates, in place and elementwise over one parameter tensor and its gradient, with
+//! torch.optim's formulas (its single-tensor implementation; the last bit may round differently,
+//! e.g. PyTorch forms the first moment with lerp). The host keeps the step count and passes the
+//! bias corrections.
 //!   sgd_update   g = grad + wd * param
 //!                momentum: buf = g (first step) or momentum * buf + (1 - dampening) * g;
 //!                          g = g + momentum * buf (nesterov) or buf

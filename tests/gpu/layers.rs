@@ -6,9 +6,9 @@ use wgrnn::nn::{Dropout, Embedding, Linear};
 use wgrnn::reference::{dropout, embedding, linear};
 use wgrnn::{Error, Tensor};
 
-/// Embedding gradient rows are f32 sums of at most N = 296 terms in position order, against an
-/// f64 sum: rounding is at most ~N * 6e-8 relative per element and ~1e-7 in the norm; 1e-6
-/// leaves a 10x margin while a missed or doubled position is an error of order 1.
+/// Embedding gradient rows are f32 sums of up to N = 296 terms in position order, against an
+/// f64 sum; measured worst 2.1e-7 on lavapipe (printed by `embedding_matches_reference`); 1e-6
+/// leaves a 5x margin while a missed or doubled position is an error of order 1.
 const EMBED_TOL: f64 = 1e-6;
 
 /// Linear: f32 GEMMs with reductions over up to K = 67 (forward, dx) or M = 60 rows (dW), and
@@ -43,6 +43,7 @@ fn embedding_matches_reference() {
         (300, 33, 37, 8, Some(0)),
         (300, 16, 6, 2, None),
     ];
+    let mut worst: f64 = 0.0;
     for (i, &(vocab, dim, t, b, padding)) in cases.iter().enumerate() {
         let seed = 100 + i as u64;
         let what = format!("embedding V={vocab} E={dim} T={t} B={b} padding={padding:?}");
@@ -65,7 +66,13 @@ fn embedding_matches_reference() {
         let dw = emb.backward(ctx, &idt, &dyt).unwrap();
         let want = embedding::embedding_backward(&ids, &f64s(&dy), vocab, dim, padding);
         let got = dw.to_vec(ctx).unwrap();
-        assert_close(&format!("{what} grad.weight"), seed, &got, &want, EMBED_TOL);
+        worst = worst.max(assert_close(
+            &format!("{what} grad.weight"),
+            seed,
+            &got,
+            &want,
+            EMBED_TOL,
+        ));
         if let Some(p) = padding {
             let row = &got[p as usize * dim..(p as usize + 1) * dim];
             assert!(
@@ -74,6 +81,7 @@ fn embedding_matches_reference() {
             );
         }
     }
+    eprintln!("embedding: worst relative error {worst:.2e}");
 }
 
 /// Accumulating adds to the existing gradient; overwriting ignores it.
