@@ -24,7 +24,18 @@ const WG: u32 = 64u;
 @group(1) @binding(0) var<storage, read> count_targets: array<u32>;   // [N]
 @group(1) @binding(1) var<storage, read_write> count_out: array<f32>; // [1]
 
+// Sum over the 256 lanes of a single-workgroup kernel, in a fixed tree order; lane 0 gets it.
 var<workgroup> red: array<f32, 256>;
+
+fn lanes_sum(v: f32, lane: u32) -> f32 {
+  red[lane] = v;
+  workgroupBarrier();
+  for (var s = 128u; s > 0u; s >>= 1u) {
+    if (lane < s) { red[lane] += red[lane + s]; }
+    workgroupBarrier();
+  }
+  return red[0];
+}
 
 @compute @workgroup_size(256)
 fn softmax_ce_count(@builtin(local_invocation_id) lid: vec3<u32>) {
@@ -32,13 +43,8 @@ fn softmax_ce_count(@builtin(local_invocation_id) lid: vec3<u32>) {
   for (var n = lid.x; n < p.rows; n += 256u) {
     c += select(0u, 1u, count_targets[n] != p.ignore);
   }
-  red[lid.x] = f32(c);   // exact: at most N / 256 per lane
-  workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) {
-    if (lid.x < s) { red[lid.x] += red[lid.x + s]; }
-    workgroupBarrier();
-  }
-  if (lid.x == 0u) { count_out[0] = red[0]; }
+  let total = lanes_sum(f32(c), lid.x);   // exact below 2^24 rows
+  if (lid.x == 0u) { count_out[0] = total; }
 }
 
 // Row reductions of one WG-wide workgroup: every lane returns the result.
@@ -131,15 +137,10 @@ fn softmax_ce_forward(@builtin(local_invocation_id) lid: vec3<u32>,
 fn softmax_ce_finalize(@builtin(local_invocation_id) lid: vec3<u32>) {
   var acc = 0.0;
   for (var n = lid.x; n < p.rows; n += 256u) { acc += fin_loss[n]; }
-  red[lid.x] = acc;
-  workgroupBarrier();
-  for (var s = 128u; s > 0u; s >>= 1u) {
-    if (lid.x < s) { red[lid.x] += red[lid.x + s]; }
-    workgroupBarrier();
-  }
+  let total = lanes_sum(acc, lid.x);
   if (lid.x == 0u) {
     let c = fin_count[0];
-    mean[0] = select(0.0, red[0] / c, c > 0.0);
+    mean[0] = select(0.0, total / c, c > 0.0);
   }
 }
 
