@@ -4,13 +4,15 @@
 //!   embedding_sort_backward  one compare-exchange stage (k, j) of a bitonic sort of perm by
 //!                            (key(ids[pos]), pos), key = id, or 0xffffffff for the padding id,
 //!                            ids >= V and the P - N filler positions
+//!   embedding_segments_backward  starts[v] = first index of perm whose id is >= v, v in 0..=V
+//!                            (one binary search per id)
 //!   embedding_backward       dtable[v, e] (+)= sum of dy[pos, e] over the positions pos with
 //!                            ids[pos] = v, in increasing pos order
 //!
 //! After the sort, perm[0..N) lists the positions grouped by id, ids ascending, positions
-//! ascending within an id, the positions without a gradient at the end. Each invocation of
-//! embedding_backward owns one element (v, e) of the gradient: two binary searches find the
-//! segment of id v, and it sums that segment in order. Every element is written by exactly one
+//! ascending within an id, the positions without a gradient at the end, so id v's positions are
+//! perm[starts[v] .. starts[v+1]). Each invocation of embedding_backward owns one element (v, e)
+//! of the gradient and sums that segment in order. Every element is written by exactly one
 //! invocation in a fixed order, so two runs give identical bits, and a row no id selects gets 0.
 
 struct Embed {
@@ -87,29 +89,37 @@ fn embedding_sort_backward(@builtin(global_invocation_id) gid: vec3<u32>,
   }
 }
 
-// embedding_backward bindings
+// embedding_segments_backward bindings
 @group(1) @binding(0) var<storage, read> seg_ids: array<u32>;           // [N]
 @group(1) @binding(1) var<storage, read> sorted: array<u32>;            // [P], perm after the sort
-@group(1) @binding(2) var<storage, read> dy: array<f32>;                // [N, E]
-@group(1) @binding(3) var<storage, read_write> dtable: array<f32>;      // [V, E]
+@group(1) @binding(2) var<storage, read_write> starts: array<u32>;      // [V + 1]
 
 fn seg_key(i: u32) -> u32 {
-  let pos = sorted[i];
-  let id = seg_ids[pos];
+  let id = seg_ids[sorted[i]];
   if (id >= p.vocab || id == p.padding) { return NONE; }
   return id;
 }
 
-// First index i in [0, N) with seg_key(i) >= v (N if none).
-fn lower_bound(v: u32) -> u32 {
+@compute @workgroup_size(256)
+fn embedding_segments_backward(@builtin(global_invocation_id) gid: vec3<u32>,
+                               @builtin(num_workgroups) nwg: vec3<u32>) {
+  let v = gid.x + gid.y * nwg.x * 256u;
+  if (v > p.vocab) { return; }
+  // First index i in [0, N) with seg_key(i) >= v (N if none).
   var lo = 0u;
   var hi = p.n;
   while (lo < hi) {
     let mid = (lo + hi) / 2u;
     if (seg_key(mid) < v) { lo = mid + 1u; } else { hi = mid; }
   }
-  return lo;
+  starts[v] = lo;
 }
+
+// embedding_backward bindings
+@group(1) @binding(0) var<storage, read> seg_starts: array<u32>;        // [V + 1]
+@group(1) @binding(1) var<storage, read> order: array<u32>;             // [P], perm after the sort
+@group(1) @binding(2) var<storage, read> dy: array<f32>;                // [N, E]
+@group(1) @binding(3) var<storage, read_write> dtable: array<f32>;      // [V, E]
 
 @compute @workgroup_size(256)
 fn embedding_backward(@builtin(global_invocation_id) gid: vec3<u32>,
@@ -118,11 +128,9 @@ fn embedding_backward(@builtin(global_invocation_id) gid: vec3<u32>,
   if (i >= p.vocab * p.dim) { return; }
   let v = i / p.dim;
   let e = i % p.dim;
+  // The padding id's segment is empty: it sorts with the ids that get no gradient.
   var acc = 0.0;
-  if (v != p.padding) {
-    let end = lower_bound(v + 1u);
-    for (var s = lower_bound(v); s < end; s++) { acc += dy[sorted[s] * p.dim + e]; }
-  }
+  for (var s = seg_starts[v]; s < seg_starts[v + 1u]; s++) { acc += dy[order[s] * p.dim + e]; }
   if ((p.flags & 1u) != 0u) { acc += dtable[i]; }
   dtable[i] = acc;
 }

@@ -1,5 +1,5 @@
-//! Launchers for `embedding.wgsl`: lookup, and the sort + segment sums of the deterministic
-//! gradient.
+//! Launchers for `embedding.wgsl`: lookup, and the sort, segment bounds and segment sums of the
+//! deterministic gradient.
 
 use super::{R, RW, check_extent, grid_1d};
 use crate::encoder::Recorder;
@@ -22,6 +22,11 @@ const SORT: KernelSpec = KernelSpec {
     shader: Shader::Embedding,
     entry: "embedding_sort_backward",
     bindings: &[R, RW],
+};
+const SEGMENTS: KernelSpec = KernelSpec {
+    shader: Shader::Embedding,
+    entry: "embedding_segments_backward",
+    bindings: &[R, R, RW],
 };
 const BACKWARD: KernelSpec = KernelSpec {
     shader: Shader::Embedding,
@@ -125,11 +130,35 @@ pub(crate) fn embedding_sort(
     Ok(())
 }
 
-/// `dtable [V, E] (+)=` per-id segment sums of `dy [N, E]` over the sorted `perm`.
-pub(crate) fn embedding_backward(
+/// `starts [V + 1]`: where each id's positions begin in the sorted `perm` (`starts[V]` ends the
+/// last id's).
+pub(crate) fn embedding_segments(
     rec: &mut Recorder,
     d: EmbedDims,
     ids: &Tensor,
+    perm: &Tensor,
+    starts: &Tensor,
+) -> Result<()> {
+    check_extent("embedding perm", perm, d.p2() - 1)?;
+    if d.n > 0 {
+        check_extent("embedding ids", ids, d.n - 1)?;
+    }
+    check_extent("embedding segment starts", starts, d.vocab)?;
+    rec.dispatch(
+        SEGMENTS,
+        &[],
+        &d.params(0, 0, false),
+        &[ids, perm, starts],
+        grid_1d(d.vocab + 1, 256),
+    )
+}
+
+/// `dtable [V, E] (+)=` per-id sums of `dy [N, E]` over the segments `starts [V + 1]` of the
+/// sorted `perm`, in position order.
+pub(crate) fn embedding_backward(
+    rec: &mut Recorder,
+    d: EmbedDims,
+    starts: &Tensor,
     perm: &Tensor,
     dy: &Tensor,
     dtable: &Tensor,
@@ -139,9 +168,9 @@ pub(crate) fn embedding_backward(
     if len == 0 {
         return Ok(());
     }
+    check_extent("embedding segment starts", starts, d.vocab)?;
     check_extent("embedding perm", perm, d.p2() - 1)?;
     if d.n > 0 {
-        check_extent("embedding ids", ids, d.n - 1)?;
         check_extent("embedding dy", dy, d.n * d.dim - 1)?;
     }
     check_extent("embedding dtable", dtable, len - 1)?;
@@ -149,7 +178,7 @@ pub(crate) fn embedding_backward(
         BACKWARD,
         &[],
         &d.params(0, 0, accumulate),
-        &[ids, perm, dy, dtable],
+        &[starts, perm, dy, dtable],
         grid_1d(len, 256),
     )
 }

@@ -4,8 +4,8 @@
 //!
 //! Backward, without floating-point atomics: the positions `0..N` are sorted on the device by
 //! (id, position) with a bitonic sort (one dispatch per stage, `log2 P (log2 P + 1) / 2` for
-//! `P = N` rounded up to a power of two), then each element `(v, e)` of `dweight` binary-searches
-//! the segment of id `v` and sums `dy` over it in position order. Every sum has a fixed order, so
+//! `P = N` rounded up to a power of two), one binary search per id finds where its positions
+//! start, and each element `(v, e)` of `dweight` sums `dy` over its id's positions in order. Every sum has a fixed order, so
 //! two runs give identical bits; the padding id and out-of-range ids get no gradient.
 //!
 //! Ids from the host are validated before upload ([`Embedding::ids`]): an id `>= V` is an
@@ -21,7 +21,8 @@ use crate::context::Context;
 use crate::encoder::Recorder;
 use crate::error::{Error, Result, check_shape};
 use crate::kernels::embedding::{
-    EmbedDims, NO_PADDING, embedding_backward, embedding_forward, embedding_sort,
+    EmbedDims, NO_PADDING, embedding_backward, embedding_forward, embedding_segments,
+    embedding_sort,
 };
 use crate::tensor::{DType, Tensor, numel};
 
@@ -166,8 +167,10 @@ impl Embedding {
         check_shape("grad_output", dy.shape(), &shape)?;
         check_shape("grad_weight", dweight.shape(), &[self.vocab, self.dim])?;
         let perm = Tensor::empty(rec.ctx(), "embedding order", &[d.p2()], DType::U32)?;
+        let starts = Tensor::empty(rec.ctx(), "embedding segments", &[d.vocab + 1], DType::U32)?;
         embedding_sort(rec, d, ids, &perm)?;
-        embedding_backward(rec, d, ids, &perm, dy, dweight, accumulate)
+        embedding_segments(rec, d, ids, &perm, &starts)?;
+        embedding_backward(rec, d, &starts, &perm, dy, dweight, accumulate)
     }
 
     /// The gradient into a fresh `[V, E]` tensor, one submit.
