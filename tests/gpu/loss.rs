@@ -151,3 +151,39 @@ fn softmax_ce_target_validation() {
     let err = softmax_cross_entropy(ctx, &xt, &wrong, None, true).unwrap_err();
     assert!(err.to_string().starts_with("targets:"), "{err}");
 }
+
+/// The mean and the gradient come out bit-identical run to run (fixed summation orders).
+#[test]
+fn softmax_ce_is_deterministic() {
+    let Some(ctx) = gpu() else { return };
+    let (rows, vocab) = (700, 97);
+    let xt = Tensor::from_f32(
+        ctx,
+        "logits",
+        &[rows, vocab],
+        &uniform(8, rows * vocab, -4.0, 4.0),
+    )
+    .unwrap();
+    let tt = targets(
+        ctx,
+        &[rows],
+        &targets_for(9, rows, vocab, Some(0)),
+        vocab,
+        Some(0),
+    )
+    .unwrap();
+    let run = || {
+        let out = softmax_cross_entropy(ctx, &xt, &tt, Some(0), true).unwrap();
+        let mut bits = vec![out.loss(ctx).unwrap().to_bits()];
+        bits.extend(
+            out.dlogits
+                .unwrap()
+                .to_vec(ctx)
+                .unwrap()
+                .iter()
+                .map(|v| v.to_bits()),
+        );
+        bits
+    };
+    assert!(run() == run(), "two softmax cross-entropy runs differ");
+}
