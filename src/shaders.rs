@@ -11,6 +11,9 @@ const ELMAN: &str = include_str!("../shaders/elman.wgsl");
 const REDUCE: &str = include_str!("../shaders/reduce.wgsl");
 const DROPOUT: &str = include_str!("../shaders/dropout.wgsl");
 const TRANSPOSE: &str = include_str!("../shaders/transpose.wgsl");
+const EMBEDDING: &str = include_str!("../shaders/embedding.wgsl");
+const LOSS: &str = include_str!("../shaders/loss.wgsl");
+const OPTIM: &str = include_str!("../shaders/optim.wgsl");
 
 /// A WGSL module: one kernel family (or the recurrent drivers with one cell).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -29,11 +32,17 @@ pub enum Shader {
     Dropout,
     /// `transpose.wgsl`
     Transpose,
+    /// `embedding.wgsl`
+    Embedding,
+    /// `loss.wgsl`
+    Loss,
+    /// `optim.wgsl`
+    Optim,
 }
 
 impl Shader {
     /// Every module, for validation tests.
-    pub const ALL: [Shader; 7] = [
+    pub const ALL: [Shader; 10] = [
         Shader::Matmul,
         Shader::Lstm,
         Shader::Gru,
@@ -41,6 +50,9 @@ impl Shader {
         Shader::Reduce,
         Shader::Dropout,
         Shader::Transpose,
+        Shader::Embedding,
+        Shader::Loss,
+        Shader::Optim,
     ];
 
     /// The module's full WGSL source.
@@ -53,6 +65,9 @@ impl Shader {
             Shader::Reduce => REDUCE.to_string(),
             Shader::Dropout => DROPOUT.to_string(),
             Shader::Transpose => TRANSPOSE.to_string(),
+            Shader::Embedding => EMBEDDING.to_string(),
+            Shader::Loss => LOSS.to_string(),
+            Shader::Optim => OPTIM.to_string(),
         }
     }
 }
@@ -69,6 +84,9 @@ pub(crate) fn module(ctx: &Context, shader: Shader) -> wgpu::ShaderModule {
                 Shader::Reduce => "reduce.wgsl",
                 Shader::Dropout => "dropout.wgsl",
                 Shader::Transpose => "transpose.wgsl",
+                Shader::Embedding => "embedding.wgsl",
+                Shader::Loss => "loss.wgsl",
+                Shader::Optim => "optim.wgsl",
             }),
             source: wgpu::ShaderSource::Wgsl(src.into()),
         })

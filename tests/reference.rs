@@ -2,7 +2,7 @@
 //! mode, including a bidirectional 2-layer stack with ragged lengths, initial states and dropout.
 //! Needs no GPU.
 
-#[path = "common.rs"]
+#[path = "common/mod.rs"]
 mod common;
 
 use common::{f64s, uniform};
@@ -162,4 +162,96 @@ fn gradcheck_rnn_relu() {
 fn gradcheck_dropout_between_layers() {
     gradcheck(Mode::Lstm, 3, true, true, true, 0.3, 9);
     gradcheck(Mode::Gru, 2, false, true, false, 0.5, 10);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layers: the CPU backward of each against central differences of its CPU forward.
+
+use wgrnn::reference::{dropout, embedding, linear, loss};
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[test]
+fn gradcheck_linear() {
+    let (m, fan_in, fan_out) = (5, 4, 3);
+    let x = f64s(&uniform(1, m * fan_in, -1.0, 1.0));
+    let w = f64s(&uniform(2, fan_out * fan_in, -1.0, 1.0));
+    let b = f64s(&uniform(3, fan_out, -1.0, 1.0));
+    let dy = f64s(&uniform(4, m * fan_out, -1.0, 1.0));
+    let f = |x: &[f64], w: &[f64], b: &[f64]| {
+        dot(
+            &linear::linear_forward(x, w, Some(b), m, fan_in, fan_out),
+            &dy,
+        )
+    };
+    let g = linear::linear_backward(&x, &w, &dy, m, fan_in, fan_out);
+    check("linear dx", &g.dx, |k, e| {
+        let mut x2 = x.clone();
+        x2[k] += e;
+        f(&x2, &w, &b)
+    });
+    check("linear dweight", &g.dw, |k, e| {
+        let mut w2 = w.clone();
+        w2[k] += e;
+        f(&x, &w2, &b)
+    });
+    check("linear dbias", &g.db, |k, e| {
+        let mut b2 = b.clone();
+        b2[k] += e;
+        f(&x, &w, &b2)
+    });
+}
+
+#[test]
+fn gradcheck_embedding() {
+    let (vocab, dim) = (5, 3);
+    let ids = [2u32, 0, 2, 4, 2, 1, 0];
+    let table = f64s(&uniform(1, vocab * dim, -1.0, 1.0));
+    let dy = f64s(&uniform(2, ids.len() * dim, -1.0, 1.0));
+    let g = embedding::embedding_backward(&ids, &dy, vocab, dim, None);
+    check("embedding dweight", &g, |k, e| {
+        let mut t = table.clone();
+        t[k] += e;
+        dot(&embedding::embedding_forward(&t, &ids, vocab, dim), &dy)
+    });
+    // With a padding id its row gets no gradient (PyTorch's rule) and the others are unchanged.
+    let gp = embedding::embedding_backward(&ids, &dy, vocab, dim, Some(0));
+    assert!(gp[..dim].iter().all(|&v| v == 0.0));
+    assert_eq!(gp[dim..], g[dim..]);
+}
+
+#[test]
+fn gradcheck_softmax_ce() {
+    let (rows, vocab) = (6, 7);
+    let logits = f64s(&uniform(1, rows * vocab, -3.0, 3.0));
+    let targets = [3u32, 6, 9, 0, 9, 1];
+    let r = loss::softmax_ce_forward(&logits, &targets, vocab, Some(9));
+    assert_eq!(r.count, 4);
+    check("softmax CE dlogits", &r.dlogits, |k, e| {
+        let mut x = logits.clone();
+        x[k] += e;
+        loss::softmax_ce_forward(&x, &targets, vocab, Some(9)).loss
+    });
+    // log_softmax agrees with the loss: -logp[target] is the row loss.
+    let lp = loss::log_softmax_forward(&logits, vocab);
+    for (n, &t) in targets.iter().enumerate() {
+        if t != 9 {
+            assert!((-lp[n * vocab + t as usize] - r.row_loss[n]).abs() < 1e-12);
+        }
+    }
+}
+
+#[test]
+fn gradcheck_dropout() {
+    let (t, b, u) = (3, 2, 5);
+    let x = f64s(&uniform(1, t * b * u, -1.0, 1.0));
+    let dy = f64s(&uniform(2, t * b * u, -1.0, 1.0));
+    let g = dropout::dropout(&dy, b, u, 7, 1000, 0.4);
+    check("dropout dx", &g, |k, e| {
+        let mut x2 = x.clone();
+        x2[k] += e;
+        dot(&dropout::dropout(&x2, b, u, 7, 1000, 0.4), &dy)
+    });
 }

@@ -3,7 +3,10 @@
 //! check their own arithmetic (views inside their tensors) and return errors, never panic.
 
 pub(crate) mod dropout;
+pub(crate) mod embedding;
 pub(crate) mod gemm;
+pub(crate) mod loss;
+pub(crate) mod optim;
 pub(crate) mod reduce;
 pub(crate) mod step;
 pub(crate) mod transpose;

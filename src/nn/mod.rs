@@ -1,5 +1,37 @@
-//! Layers and training utilities built on the kernels: gradient clipping (more layers follow).
+//! Layers and training utilities built on the kernels, each with an explicit forward and
+//! backward (no autograd graph) and a CPU twin in [`crate::reference`]:
+//!
+//! | layer | forward | backward |
+//! |---|---|---|
+//! | [`Embedding`] | `ids [T, B]` -> `[T, B, E]` | `dweight [V, E]`, deterministic (sort + segment sums) |
+//! | [`Linear`] | `x [..., in]` -> `[..., out]` | `dx`, `dweight`, `dbias` |
+//! | [`Dropout`] | inverted, training only | same mask |
+//! | [`softmax_cross_entropy`] | mean loss `[1]` over non-ignored rows | `dlogits [..., V]`, same pass |
+//! | [`log_softmax`] | `[..., V]` log-probabilities | |
+//!
+//! Training utilities: [`ParamStore`] (every parameter named, with its gradient; safetensors
+//! checkpoints), [`Optimizer`] (SGD, Adam, AdamW on the device), [`clip_grad_norm`].
+//!
+//! Every layer has `record_*` functions that record into a caller's
+//! [`Recorder`](crate::Recorder), so a whole training step is one submission, and convenience
+//! functions that submit.
 
+mod checkpoint;
 mod clip;
+mod dropout;
+mod embedding;
+mod linear;
+mod loss;
+mod optim;
+mod store;
 
-pub use clip::clip_grad_norm;
+pub use clip::{clip_grad_norm, record_clip_grad_norm};
+pub use dropout::Dropout;
+pub use embedding::Embedding;
+pub use linear::{Linear, LinearGrads};
+pub use loss::{
+    CeOutput, log_softmax, record_log_softmax, record_softmax_cross_entropy, softmax_cross_entropy,
+    targets,
+};
+pub use optim::{AdamConfig, OptimConfig, Optimizer, SgdConfig};
+pub use store::{NamedParam, ParamStore, Slot};

@@ -10,12 +10,20 @@
 //! | recurrent.wgsl `step_backward`    | [`rnn::rnn_backward`]                      |
 //! | dropout.wgsl `dropout_*`          | [`dropout::keep`], [`dropout::dropout`]    |
 //! | reduce.wgsl                       | [`reduce`]                                 |
+//! | embedding.wgsl                    | [`embedding::embedding_forward`], [`embedding::embedding_backward`] |
+//! | matmul.wgsl + reduce.wgsl (linear) | [`linear::linear_forward`], [`linear::linear_backward`] |
+//! | loss.wgsl                         | [`loss::softmax_ce_forward`], [`loss::log_softmax_forward`] |
+//! | optim.wgsl                        | [`optim::sgd_update`], [`optim::adam_update`] |
 
 // Index loops mirror the math (and the kernels) more plainly than iterator chains.
 #![allow(clippy::needless_range_loop)]
 
 pub mod cells;
 pub mod dropout;
+pub mod embedding;
+pub mod linear;
+pub mod loss;
 pub mod matmul;
+pub mod optim;
 pub mod reduce;
 pub mod rnn;

@@ -18,6 +18,7 @@ mod config;
 mod params;
 
 pub use config::{Mode, RnnConfig, parse_param_name};
+pub(crate) use params::uniform;
 pub use params::{HostTensor, LayerParams, ParamView, RnnParams, is_param_name};
 
 use crate::context::Context;

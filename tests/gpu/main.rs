@@ -1,11 +1,15 @@
 //! GPU-vs-reference conformance tests, one binary (one shared context, one link).
 
-#[path = "../common.rs"]
+#[path = "../common/mod.rs"]
 mod common;
 
 mod backward;
 mod forward;
 mod golden;
 mod interop;
+mod layers;
+mod loss;
 mod ops;
+mod optim;
+mod train;
 mod variants;
