@@ -634,3 +634,56 @@ pub fn diagnostics(ctx: &Context) -> Result<Vec<(String, f64, &'static str)>> {
     ));
     Ok(out)
 }
+
+/// One GEMM `C [m, n] = A [m, k] B [k, n]` on random data, for the criterion benches.
+pub struct GemmBench {
+    a: Tensor,
+    b: Tensor,
+    c: Tensor,
+    m: usize,
+    n: usize,
+    k: usize,
+}
+
+impl GemmBench {
+    /// Allocates and fills the operands.
+    pub fn new(ctx: &Context, m: usize, n: usize, k: usize) -> Result<Self> {
+        Ok(GemmBench {
+            a: Tensor::from_f32(ctx, "a", &[m, k], &bench_data(1, m * k))?,
+            b: Tensor::from_f32(ctx, "b", &[k, n], &bench_data(2, k * n))?,
+            c: Tensor::empty(ctx, "c", &[m, n], crate::DType::F32)?,
+            m,
+            n,
+            k,
+        })
+    }
+
+    /// Records, submits and waits for one GEMM.
+    pub fn run(&self, ctx: &Context) -> Result<()> {
+        use crate::kernels::gemm::{Dims, View, gemm};
+        let mut rec = Recorder::new(ctx);
+        let dims = Dims {
+            m: self.m,
+            n: self.n,
+            k: self.k,
+            z: 1,
+            nsum: 1,
+        };
+        gemm(
+            &mut rec,
+            dims,
+            View::rows(&self.a, 0, self.k),
+            View::rows(&self.b, 0, self.n),
+            View::rows(&self.c, 0, self.n),
+            None,
+            false,
+            1.0,
+        )?;
+        rec.submit()?.wait(ctx)
+    }
+
+    /// FLOPs of one run.
+    pub fn flops(&self) -> f64 {
+        2.0 * (self.m * self.n * self.k) as f64
+    }
+}

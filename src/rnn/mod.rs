@@ -519,14 +519,15 @@ impl Rnn {
     }
 
     /// Backward from a training forward's `state` and upstream gradients. When `accumulate` is
-    /// given, parameter gradients are added into it (and it is returned); else fresh ones are
-    /// allocated. One submit.
+    /// given (per-layer gradient tensors, e.g. from [`zero_grads`](Self::zero_grads)), the
+    /// parameter gradients are added into them and the returned `params` share their buffers;
+    /// else fresh ones are allocated. Input and state gradients are always fresh. One submit.
     pub fn backward(
         &self,
         ctx: &Context,
         state: &ForwardState,
         up: &Upstream,
-        accumulate: Option<&RnnGrads>,
+        accumulate: Option<&[LayerParams]>,
     ) -> Result<RnnGrads> {
         let mut rec = Recorder::new(ctx);
         let g = self.record_backward(&mut rec, state, up, accumulate)?;
@@ -553,7 +554,7 @@ impl Rnn {
         rec: &mut Recorder,
         st: &ForwardState,
         up: &Upstream,
-        accumulate: Option<&RnnGrads>,
+        accumulate: Option<&[LayerParams]>,
     ) -> Result<RnnGrads> {
         let ctx = rec.ctx();
         let cfg = &self.cfg;
@@ -585,12 +586,25 @@ impl Rnn {
         let acc = accumulate.is_some();
         let params = match accumulate {
             Some(g) => {
-                if g.params.len() != nl {
+                if g.len() != nl {
                     return Err(Error::config(
                         "gradients to accumulate into are for another stack",
                     ));
                 }
-                g.params.clone()
+                for (l, (gl, pl)) in g.iter().zip(&self.layers).enumerate() {
+                    let name = |k: &str| format!("accumulate: {k}_l{l}");
+                    check_shape(&name("dw_ih"), gl.w_ih.shape(), pl.w_ih.shape())?;
+                    check_shape(&name("dw_hh"), gl.w_hh.shape(), pl.w_hh.shape())?;
+                    if gl.b_ih.is_some() != pl.b_ih.is_some()
+                        || gl.b_hh.is_some() != pl.b_hh.is_some()
+                    {
+                        return Err(Error::shape(
+                            name("db"),
+                            "bias gradients do not match the stack's biases",
+                        ));
+                    }
+                }
+                g.to_vec()
             }
             None => (0..nl)
                 .map(|l| LayerParams::empty(ctx, cfg, l, "grad."))

@@ -268,12 +268,13 @@ fn backward_accumulates() {
         ..Default::default()
     };
     let once = rnn.backward(ctx, &st, &up, None).unwrap();
+    let acc = rnn.zero_grads(ctx).unwrap();
+    rnn.backward(ctx, &st, &up, Some(&acc)).unwrap();
+    rnn.backward(ctx, &st, &up, Some(&acc)).unwrap();
     let acc = RnnGrads {
-        params: rnn.zero_grads(ctx).unwrap(),
+        params: acc,
         ..once.clone()
     };
-    rnn.backward(ctx, &st, &up, Some(&acc)).unwrap();
-    rnn.backward(ctx, &st, &up, Some(&acc)).unwrap();
     for (a, o) in acc.param_views(&cfg).iter().zip(once.param_views(&cfg)) {
         let a = a.to_host(ctx).unwrap().data;
         let o = o.to_host(ctx).unwrap().data;

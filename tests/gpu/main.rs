@@ -4,6 +4,7 @@
 mod common;
 
 mod backward;
+mod cli;
 mod forward;
 mod golden;
 mod interop;

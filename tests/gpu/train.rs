@@ -8,7 +8,7 @@ use crate::common::gpu;
 use wgrnn::nn::{
     AdamConfig, Embedding, Linear, Optimizer, ParamStore, record_softmax_cross_entropy, targets,
 };
-use wgrnn::{ForwardInputs, Mode, Recorder, Rnn, RnnConfig, RnnGrads, Tensor, Upstream};
+use wgrnn::{ForwardInputs, Mode, Recorder, Rnn, RnnConfig, Upstream};
 
 /// The repeated pattern: after a 1 the next token depends on the token before it, so the LSTM
 /// must remember one step back. Id 0 is padding.
@@ -39,14 +39,8 @@ fn tiny_model_learns_a_repeating_sequence() {
     store.add_rnn("rnn", &rnn, &rnn_grads).unwrap();
     dec.register(&mut store, "decoder", &dec_grads).unwrap();
     let mut opt = Optimizer::adam(ctx, &store, AdamConfig::adam(0.02)).unwrap();
-    // The backward accumulates into the store's RNN gradients (only `params` is used).
-    let unused = Tensor::zeros(ctx, "unused", &[1]).unwrap();
-    let acc = RnnGrads {
-        input: unused.clone(),
-        h0: unused,
-        c0: None,
-        params: rnn_grads,
-    };
+    // The backward accumulates into the store's RNN gradients.
+    let acc = rnn_grads;
 
     let idt = emb.ids(ctx, &[t_len, batch], &ids).unwrap();
     let tgt = targets(ctx, &[t_len, batch], &tgt, vocab, Some(0)).unwrap();

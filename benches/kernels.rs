@@ -1,0 +1,80 @@
+//! Criterion benches per kernel family: the GEMM, the fused forward step and the backward step.
+//! `WGRNN_BENCH_SMOKE=1` shrinks every size so CI-like machines can run them as a smoke test.
+//!
+//! The step benches time whole sequences with a one-feature input, so the input projection is
+//! negligible and the time is the T fused step dispatches (per element: one timestep).
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use wgrnn::bench::{BenchOptions, GemmBench, Pass, Shape, run_bench};
+use wgrnn::{Context, Mode};
+
+fn smoke() -> bool {
+    std::env::var("WGRNN_BENCH_SMOKE").is_ok_and(|v| v == "1")
+}
+
+fn ctx() -> Context {
+    Context::new().expect("benches need a GPU adapter (see README)")
+}
+
+fn gemm(c: &mut Criterion) {
+    let ctx = ctx();
+    let sizes: &[usize] = if smoke() { &[64] } else { &[256, 512, 1024] };
+    let mut g = c.benchmark_group("gemm");
+    for &s in sizes {
+        let b = GemmBench::new(&ctx, s, s, s).unwrap();
+        g.throughput(Throughput::Elements(b.flops() as u64));
+        g.bench_function(format!("{s}^3"), |it| it.iter(|| b.run(&ctx).unwrap()));
+    }
+    g.finish();
+}
+
+fn steps(c: &mut Criterion, pass: Pass, name: &str) {
+    let ctx = ctx();
+    let (hs, bs, t): (&[usize], &[usize], usize) = if smoke() {
+        (&[16], &[2], 4)
+    } else {
+        (&[128, 256], &[1, 32], 32)
+    };
+    let mut g = c.benchmark_group(name);
+    g.sample_size(10);
+    for &h in hs {
+        for &b in bs {
+            for mode in [Mode::Lstm, Mode::Gru] {
+                let shape = Shape {
+                    label: "bench".into(),
+                    mode,
+                    input: 1,
+                    hidden: h,
+                    batch: b,
+                    seq: t,
+                    layers: 1,
+                    bidirectional: false,
+                };
+                g.throughput(Throughput::Elements(t as u64));
+                let id = format!("{}/H{h}/B{b}", shape.mode_name());
+                g.bench_function(id, |it| {
+                    it.iter_custom(|iters| {
+                        let opts = BenchOptions {
+                            warmup: 0,
+                            reps: iters as usize,
+                        };
+                        let r = run_bench(&ctx, &shape, pass, opts).unwrap();
+                        std::time::Duration::from_secs_f64(r.wall.median * 1e-3 * iters as f64)
+                    })
+                });
+            }
+        }
+    }
+    g.finish();
+}
+
+fn step_forward(c: &mut Criterion) {
+    steps(c, Pass::Inference, "step_forward");
+}
+
+fn step_backward(c: &mut Criterion) {
+    steps(c, Pass::Backward, "step_backward");
+}
+
+criterion_group!(benches, gemm, step_forward, step_backward);
+criterion_main!(benches);

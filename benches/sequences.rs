@@ -1,0 +1,47 @@
+//! Criterion benches of whole calls: inference and train (forward + backward) over a few B, T, H.
+//! `WGRNN_BENCH_SMOKE=1` shrinks every size so CI-like machines can run them as a smoke test.
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use wgrnn::bench::{BenchOptions, Pass, Shape, run_bench};
+use wgrnn::{Context, Mode};
+
+fn sequences(c: &mut Criterion) {
+    let ctx = Context::new().expect("benches need a GPU adapter (see README)");
+    let smoke = std::env::var("WGRNN_BENCH_SMOKE").is_ok_and(|v| v == "1");
+    let shapes: &[(usize, usize, usize)] = if smoke {
+        &[(8, 2, 4)]
+    } else {
+        &[(128, 16, 32), (256, 32, 64), (512, 8, 16)]
+    };
+    let mut g = c.benchmark_group("sequence");
+    g.sample_size(10);
+    for &(h, b, t) in shapes {
+        for pass in [Pass::Inference, Pass::Train] {
+            let shape = Shape {
+                label: "bench".into(),
+                mode: Mode::Lstm,
+                input: h,
+                hidden: h,
+                batch: b,
+                seq: t,
+                layers: 2,
+                bidirectional: false,
+            };
+            g.throughput(Throughput::Elements((b * t) as u64));
+            g.bench_function(format!("lstm2/{}/H{h}/B{b}/T{t}", pass.name()), |it| {
+                it.iter_custom(|iters| {
+                    let opts = BenchOptions {
+                        warmup: 0,
+                        reps: iters as usize,
+                    };
+                    let r = run_bench(&ctx, &shape, pass, opts).unwrap();
+                    std::time::Duration::from_secs_f64(r.wall.median * 1e-3 * iters as f64)
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, sequences);
+criterion_main!(benches);

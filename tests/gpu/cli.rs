@@ -1,0 +1,101 @@
+//! The command line's contracts that other tools rely on: `wgrnn bench --json` keys (run on the
+//! smoke suite with --check, as CI's smoke test), `--list`, and the main job `wgrnn forward`.
+
+use std::process::Command;
+
+use crate::common::gpu;
+
+fn wgrnn(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Keys the contract requires in every JSON line.
+const KEYS: [&str; 16] = [
+    "mode",
+    "input",
+    "hidden",
+    "batch",
+    "seq",
+    "layers",
+    "bidirectional",
+    "pass",
+    "gpu_ms",
+    "wall_ms",
+    "us_per_step",
+    "tflops",
+    "time_source",
+    "dispatches",
+    "submits",
+    "adapter",
+];
+
+#[test]
+fn bench_smoke_json() {
+    if gpu().is_none() {
+        return;
+    }
+    let (code, out, err) = wgrnn(&[
+        "bench", "--suite", "smoke", "--json", "--check", "--reps", "2",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    // Two shapes x passes inference and train.
+    assert_eq!(lines.len(), 4, "{out}");
+    for l in &lines {
+        assert!(
+            l.starts_with('{') && l.ends_with('}'),
+            "not one JSON object per line: {l}"
+        );
+        for k in KEYS {
+            assert!(l.contains(&format!("\"{k}\":")), "key {k} missing: {l}");
+        }
+        assert!(l.contains("\"submits\":1"), "one submit per call: {l}");
+    }
+    assert!(lines.iter().any(|l| l.contains("\"pass\":\"train\"")));
+}
+
+#[test]
+fn bench_list_needs_no_gpu() {
+    let (code, out, err) = wgrnn(&["bench", "--suite", "deepbench-train", "--list"]);
+    assert_eq!(code, 0, "{err}");
+    // DeepBench's training set has 52 RNN problems (one commented out upstream).
+    assert_eq!(out.lines().count(), 52);
+    let (code, _, err) = wgrnn(&["bench", "--suite", "nope"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("nope"));
+}
+
+#[test]
+fn forward_main_job_agrees_with_reference() {
+    if gpu().is_none() {
+        return;
+    }
+    let (code, out, err) = wgrnn(&[
+        "forward",
+        "--mode",
+        "gru",
+        "--input",
+        "5",
+        "--hidden",
+        "7",
+        "--batch",
+        "3",
+        "--seq",
+        "4",
+        "--layers",
+        "2",
+        "--bidirectional",
+        "--reps",
+        "1",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("agreement: relative error"), "{out}");
+}
