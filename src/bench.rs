@@ -478,7 +478,8 @@ pub fn run_bench(
     })
 }
 
-fn rel_err(got: &[f32], want: &[f64]) -> f64 {
+/// `||got - want|| / ||want||`; infinite when `got` holds a non-finite value.
+pub fn rel_err(got: &[f32], want: &[f64]) -> f64 {
     let (mut n, mut d) = (0.0, 0.0);
     for (&g, &w) in got.iter().zip(want) {
         if !g.is_finite() {

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use wgrnn::bench::rel_err;
 use wgrnn::interop::{Backend, run_files};
 use wgrnn::reference::rnn::{RefInputs, RefParams, rnn_forward};
 use wgrnn::{Context, Error, ForwardInputs, Mode, Recorder, Rnn, RnnConfig, RnnParams, Tensor};
@@ -247,20 +248,6 @@ fn median(v: &mut [f64]) -> f64 {
     }
 }
 
-/// Relative error ||got - want|| / ||want||.
-fn rel_err(got: &[f32], want: &[f64]) -> f64 {
-    let (mut n, mut d) = (0.0, 0.0);
-    for (&g, &w) in got.iter().zip(want) {
-        n += (g as f64 - w).powi(2);
-        d += w * w;
-    }
-    if got.iter().any(|g| !g.is_finite()) {
-        f64::INFINITY
-    } else {
-        (n / d.max(1e-300)).sqrt()
-    }
-}
-
 fn cmd_forward(shape: &ShapeArgs, reps: usize, check: bool, seed: u64) -> Result<ExitCode, Error> {
     let cfg = shape.config()?;
     let ctx = Context::new()?;
@@ -280,17 +267,7 @@ fn cmd_forward(shape: &ShapeArgs, reps: usize, check: bool, seed: u64) -> Result
     );
     let params = RnnParams::init(&cfg, seed)?;
     let rnn = Rnn::new(&ctx, &params)?;
-    let x: Vec<f32> = {
-        let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-        (0..t * b * cfg.input_size)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
-    };
+    let x = wgrnn::bench::bench_data(seed, t * b * cfg.input_size);
     let xt = Tensor::from_f32(&ctx, "input", &[t, b, cfg.input_size], &x)?;
     let inp = ForwardInputs::default();
     let mut gpu = Vec::new();
@@ -492,8 +469,7 @@ fn cmd_bench(
                 }
             }
             let r = run_bench(&ctx, &run_shape, p, opts)?;
-            let (t_ms, src) = r.time_ms();
-            let _ = t_ms;
+            let (_, src) = r.time_ms();
             if json {
                 let num = |v: Option<f64>| v.map_or("null".to_string(), |x| format!("{x:.6}"));
                 println!(
