@@ -267,3 +267,151 @@ fn measure_forward_error() {
         "forward: worst relative error over 20 seeds of the matrix and edge sizes: {worst:.3e}"
     );
 }
+
+/// The step API (one timestep from a device-held state) reproduces the sequence forward, for
+/// every cell and a 2-layer stack.
+#[test]
+fn step_api_matches_sequence_forward() {
+    let Some(ctx) = gpu() else { return };
+    for (i, mode) in MODES.into_iter().enumerate() {
+        let cfg = RnnConfig::new(mode, 5, 9).layers(2);
+        let rnn = Rnn::random(ctx, &cfg, 10 + i as u64).unwrap();
+        let (t, b) = (6, 3);
+        let x = uniform(20 + i as u64, t * b * 5, -1.0, 1.0);
+        let xt = Tensor::from_f32(ctx, "input", &[t, b, 5], &x).unwrap();
+        let full = rnn.forward(ctx, &xt, &ForwardInputs::default()).unwrap();
+        let want = full.output.to_vec(ctx).unwrap();
+        let mut state = None;
+        for s in 0..t {
+            let xs = Tensor::from_f32(ctx, "x", &[b, 5], &x[s * b * 5..(s + 1) * b * 5]).unwrap();
+            let (y, st) = rnn.step(ctx, &xs, state.as_ref()).unwrap();
+            let got = y.to_vec(ctx).unwrap();
+            let w: Vec<f64> = want[s * b * 9..(s + 1) * b * 9]
+                .iter()
+                .map(|&v| v as f64)
+                .collect();
+            assert_close(&format!("{mode:?} step {s}"), 0, &got, &w, 1e-6);
+            state = Some(st);
+        }
+        let st = state.unwrap();
+        let hn: Vec<f64> = full
+            .h_n
+            .to_vec(ctx)
+            .unwrap()
+            .iter()
+            .map(|&v| v as f64)
+            .collect();
+        assert_close(
+            &format!("{mode:?} final state"),
+            0,
+            &st.h.to_vec(ctx).unwrap(),
+            &hn,
+            1e-6,
+        );
+    }
+    // Bidirectional stacks cannot be stepped.
+    let bi = Rnn::random(ctx, &RnnConfig::new(Mode::Gru, 2, 3).bidirectional(true), 1).unwrap();
+    let xs = Tensor::from_f32(ctx, "x", &[1, 2], &[0.1, 0.2]).unwrap();
+    assert!(matches!(
+        bi.step(ctx, &xs, None),
+        Err(wgrnn::Error::Config(_))
+    ));
+}
+
+/// A tensor larger than the adapter's largest storage binding is refused with an error naming
+/// the limit (nothing is allocated).
+#[test]
+fn oversized_tensor_is_refused_by_name() {
+    let Some(ctx) = gpu() else { return };
+    let limit = ctx
+        .limits()
+        .max_storage_buffer_binding_size
+        .min(ctx.limits().max_buffer_size);
+    let n = (limit / 4 + 1) as usize;
+    let e = Tensor::empty(ctx, "huge", &[n], wgrnn::DType::F32).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("huge") && msg.contains("max_storage_buffer_binding_size"),
+        "{msg}"
+    );
+    // And through the RNN: a layer's saved gates above the limit fail the call, naming them.
+    let rnn = Rnn::random(ctx, &RnnConfig::new(Mode::Lstm, 1, 1), 1).unwrap();
+    let t = (limit / 16 + 1) as usize; // [T, 1, 4] gates exceed the limit
+    let x = Tensor::empty(ctx, "input", &[t, 1, 1], wgrnn::DType::F32);
+    if let Ok(x) = x {
+        let err = rnn
+            .forward_train(ctx, &x, &ForwardInputs::default())
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("max_storage_buffer_binding_size"),
+            "{err}"
+        );
+    }
+}
+
+/// Bad inputs are errors naming the problem, never panics.
+#[test]
+fn forward_input_errors_name_the_tensor() {
+    let Some(ctx) = gpu() else { return };
+    let rnn = Rnn::random(ctx, &RnnConfig::new(Mode::Lstm, 3, 4).layers(2), 1).unwrap();
+    let x = Tensor::zeros(ctx, "input", &[5, 2, 3]).unwrap();
+    let bad_x = Tensor::zeros(ctx, "input", &[5, 2, 4]).unwrap();
+    let h0 = Tensor::zeros(ctx, "h0", &[1, 2, 4]).unwrap();
+    let cases: Vec<(ForwardInputs, &Tensor, &str)> = vec![
+        (ForwardInputs::default(), &bad_x, "input"),
+        (
+            ForwardInputs {
+                h0: Some(&h0),
+                ..Default::default()
+            },
+            &x,
+            "h0",
+        ),
+        (
+            ForwardInputs {
+                c0: Some(&h0),
+                ..Default::default()
+            },
+            &x,
+            "c0",
+        ),
+        (
+            ForwardInputs {
+                lengths: Some(&[5, 6]),
+                ..Default::default()
+            },
+            &x,
+            "lengths",
+        ),
+        (
+            ForwardInputs {
+                lengths: Some(&[0, 1]),
+                ..Default::default()
+            },
+            &x,
+            "lengths",
+        ),
+        (
+            ForwardInputs {
+                lengths: Some(&[5]),
+                ..Default::default()
+            },
+            &x,
+            "lengths",
+        ),
+    ];
+    for (inp, x, name) in cases {
+        let e = rnn.forward(ctx, x, &inp).unwrap_err();
+        assert!(e.to_string().starts_with(name), "{e}");
+    }
+    for bad in [
+        RnnConfig::new(Mode::Lstm, 0, 4),
+        RnnConfig::new(Mode::Gru, 3, 0),
+        RnnConfig::new(Mode::Lstm, 3, 4).layers(0),
+    ] {
+        assert!(matches!(
+            Rnn::random(ctx, &bad, 1),
+            Err(wgrnn::Error::Config(_))
+        ));
+    }
+}
