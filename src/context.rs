@@ -37,6 +37,8 @@ pub struct Context {
     pub(crate) variant: KernelVariant,
     pub(crate) pipelines: Mutex<HashMap<PipelineKey, Arc<Pipeline>>>,
     pool: Mutex<Vec<Arc<wgpu::Buffer>>>,
+    /// The uniform buffer holding every dispatch's parameters (see `encoder.rs`).
+    pub(crate) params: Mutex<Option<wgpu::Buffer>>,
     pub(crate) uncaptured: Arc<Mutex<Vec<String>>>,
     target_groups: std::sync::atomic::AtomicUsize,
 }
@@ -172,6 +174,7 @@ impl Context {
             variant,
             pipelines: Mutex::new(HashMap::new()),
             pool: Mutex::new(Vec::new()),
+            params: Mutex::new(None),
             uncaptured,
             target_groups: target.into(),
         })

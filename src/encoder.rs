@@ -168,14 +168,24 @@ impl<'c> Recorder<'c> {
         let dispatches = self.dispatch_count();
         let transfers = self.ops.len() - dispatches;
         let ts = ctx.scoped(|| -> Option<(wgpu::Buffer, f32)> {
-            let param_buf = device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("params"),
-                size: (self.params.len() as u64).max(PARAM_SLOT),
-                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
+            // One parameter buffer per context, grown when a recording needs more. The lock is
+            // held from the write to the submit, so another thread's recording cannot overwrite
+            // the parameters in between; the queue orders the write after earlier submissions.
+            let mut guard = ctx.params.lock().unwrap_or_else(|p| p.into_inner());
+            let need = (self.params.len() as u64).max(PARAM_SLOT);
+            if guard.as_ref().is_some_and(|b| b.size() < need) {
+                *guard = None;
+            }
+            let param_buf: &wgpu::Buffer = guard.get_or_insert_with(|| {
+                device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("params"),
+                    size: need.next_power_of_two(),
+                    usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                })
             });
             if !self.params.is_empty() {
-                ctx.queue.write_buffer(&param_buf, 0, &self.params);
+                ctx.queue.write_buffer(param_buf, 0, &self.params);
             }
             let mut enc = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("wgrnn"),
@@ -233,7 +243,7 @@ impl<'c> Recorder<'c> {
                                         binding: 0,
                                         resource: wgpu::BindingResource::Buffer(
                                             wgpu::BufferBinding {
-                                                buffer: &param_buf,
+                                                buffer: param_buf,
                                                 offset: 0,
                                                 size: wgpu::BufferSize::new(PARAM_SLOT),
                                             },

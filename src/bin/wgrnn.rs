@@ -468,7 +468,27 @@ fn cmd_bench(
                     return Ok(ExitCode::from(1));
                 }
             }
-            let r = run_bench(&ctx, &run_shape, p, opts)?;
+            let r = match run_bench(&ctx, &run_shape, p, opts) {
+                Ok(r) => r,
+                // A shape this adapter cannot hold is reported and skipped; the rest still run.
+                Err(e @ Error::Limit { .. }) => {
+                    eprintln!("wgrnn: {} pass {} skipped: {e}", s.label, p.name());
+                    if json {
+                        println!(
+                            "{{\"label\":\"{}\",\"mode\":\"{}\",\"pass\":\"{}\",\"error\":\"{}\"}}",
+                            s.label,
+                            s.mode_name(),
+                            p.name(),
+                            e.to_string().replace('"', "'")
+                        );
+                    } else {
+                        println!("{:<18} {:<9} skipped: {e}", s.label, s.mode_name());
+                    }
+                    ctx.trim_pool();
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let (_, src) = r.time_ms();
             if json {
                 let num = |v: Option<f64>| v.map_or("null".to_string(), |x| format!("{x:.6}"));

@@ -257,15 +257,44 @@ fn forward_saturated_inputs_stay_finite() {
 #[test]
 #[ignore]
 fn measure_forward_error() {
-    let mut worst: f64 = 0.0;
-    for seed in 0..20u64 {
-        for (i, c) in matrix().iter().chain(edge_cases().iter()).enumerate() {
-            worst = worst.max(run_forward_case(c, seed * 1000 + i as u64, f64::INFINITY));
+    let Some(ctx) = gpu() else { return };
+    for v in [wgrnn::KernelVariant::Simple, wgrnn::KernelVariant::Tiled] {
+        let vctx;
+        let ctx = if v == ctx.variant() {
+            ctx
+        } else {
+            vctx = wgrnn::Context::with_variant(v).unwrap();
+            &vctx
+        };
+        let mut worst = (0.0f64, String::new());
+        for seed in 0..20u64 {
+            for (i, c) in matrix().iter().chain(edge_cases().iter()).enumerate() {
+                let e = run_forward_case_on(ctx, c, seed * 1000 + i as u64, f64::INFINITY);
+                if e > worst.0 {
+                    worst = (
+                        e,
+                        format!(
+                            "{:?} L={} bidir={} ragged={} init={} T={} B={} I={} H={} seed={}",
+                            c.mode,
+                            c.layers,
+                            c.bidir,
+                            c.ragged,
+                            c.init,
+                            c.seq,
+                            c.batch,
+                            c.input,
+                            c.hidden,
+                            seed * 1000 + i as u64
+                        ),
+                    );
+                }
+            }
         }
+        println!(
+            "forward [{v:?}]: worst relative error over 20 seeds of the matrix and edge sizes: {:.3e} ({})",
+            worst.0, worst.1
+        );
     }
-    println!(
-        "forward: worst relative error over 20 seeds of the matrix and edge sizes: {worst:.3e}"
-    );
 }
 
 /// The step API (one timestep from a device-held state) reproduces the sequence forward, for
