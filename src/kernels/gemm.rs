@@ -198,3 +198,191 @@ pub(crate) fn gemm(
     let grid = super::grid_1d(z * m * n, 256);
     rec.dispatch(REDUCE, &[], &params, &[&parts, &parts, bias_t, c.t], grid)
 }
+
+#[cfg(test)]
+mod tests {
+    //! Every GEMM kernel (register-blocked, 64x64 and 128x128 tiles, split-K + reduce) against
+    //! the reference on awkward sizes, transposed operands, summed batches, bias and
+    //! accumulation; and the transpose kernel. Needs an adapter (CI fails without one).
+
+    use super::*;
+    use crate::context::{Context, KernelVariant};
+    use crate::reference::matmul::{matmul, transpose};
+    use crate::tensor::DType;
+
+    /// f32 dot products of length <= 1500 against f64: a few 1e-7 relative.
+    const TOL: f64 = 1e-5;
+
+    fn data(seed: u64, n: usize) -> Vec<f32> {
+        crate::bench::bench_data(seed, n)
+    }
+
+    fn rel(got: &[f32], want: &[f64]) -> f64 {
+        crate::bench::rel_err(got, want)
+    }
+
+    fn contexts() -> Vec<Context> {
+        let skip = std::env::var("WGRNN_SKIP_GPU_TESTS").is_ok_and(|v| v == "1")
+            && !std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+        [KernelVariant::Simple, KernelVariant::Tiled]
+            .into_iter()
+            .filter_map(|v| match Context::with_variant(v) {
+                Ok(c) => Some(c),
+                Err(_) if skip => None,
+                Err(e) => panic!("GPU tests need an adapter: {e}"),
+            })
+            .collect()
+    }
+
+    /// C[z] = sum_i A[z,i] B[z,i]^T (+ bias) (+ C0) on the CPU; A [Z, S, m, k], B [Z, S, n, k].
+    #[allow(clippy::too_many_arguments)]
+    fn want(
+        a: &[f32],
+        b: &[f32],
+        bias: Option<&[f32]>,
+        c0: Option<&[f32]>,
+        m: usize,
+        n: usize,
+        k: usize,
+        z: usize,
+        s: usize,
+    ) -> Vec<f64> {
+        let f = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
+        let mut out = vec![0.0; z * m * n];
+        for zz in 0..z {
+            for i in 0..s {
+                let ab = f(&a[(zz * s + i) * m * k..(zz * s + i + 1) * m * k]);
+                let bb = f(&b[(zz * s + i) * n * k..(zz * s + i + 1) * n * k]);
+                for (o, v) in out[zz * m * n..(zz + 1) * m * n]
+                    .iter_mut()
+                    .zip(matmul(&ab, &bb, m, n, k))
+                {
+                    *o += v;
+                }
+            }
+            for r in 0..m {
+                for c in 0..n {
+                    let o = &mut out[(zz * m + r) * n + c];
+                    *o += bias.map_or(0.0, |bv| bv[zz * n + c] as f64)
+                        + c0.map_or(0.0, |cv| cv[(zz * m + r) * n + c] as f64);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn gemm_kernels_match_reference() {
+        for ctx in contexts() {
+            // (m, n, k, z, nsum, B transposed in memory, target workgroups): the last rows select
+            // the 128x128 tiles and split-K on the tiled variant.
+            let cases = [
+                (1, 1, 1, 1, 1, false, 16),
+                (7, 13, 5, 2, 1, true, 16),
+                (33, 65, 17, 1, 2, false, 16),
+                (130, 131, 37, 2, 1, true, 1),
+                (19, 23, 1500, 2, 1, false, 64),
+                (67, 5, 2049, 1, 2, true, 64),
+            ];
+            for (ci, &(m, n, k, z, s, bt, target)) in cases.iter().enumerate() {
+                ctx.set_target_workgroups(target);
+                let seed = 100 + ci as u64;
+                let a = data(seed, z * s * m * k);
+                let b = data(seed + 1, z * s * n * k); // [Z, S, n, k]
+                let bias = data(seed + 2, z * n);
+                let c0 = data(seed + 3, z * m * n);
+                let at = Tensor::from_f32(&ctx, "a", &[a.len()], &a).unwrap();
+                let bt_t = if bt {
+                    Tensor::from_f32(&ctx, "b", &[b.len()], &b).unwrap()
+                } else {
+                    // Store B as [Z, S, k, n] (row-major over k) and read it untransposed.
+                    let mut v = Vec::new();
+                    for q in 0..z * s {
+                        let blk: Vec<f64> = b[q * n * k..(q + 1) * n * k]
+                            .iter()
+                            .map(|&x| x as f64)
+                            .collect();
+                        v.extend(transpose(&blk, n, k).iter().map(|&x| x as f32));
+                    }
+                    Tensor::from_f32(&ctx, "b", &[v.len()], &v).unwrap()
+                };
+                let biast = Tensor::from_f32(&ctx, "bias", &[bias.len()], &bias).unwrap();
+                for (acc, with_bias) in [(false, false), (true, true)] {
+                    let c = Tensor::from_f32(&ctx, "c", &[c0.len()], &c0).unwrap();
+                    let mut rec = Recorder::new(&ctx);
+                    let av = View::rows(&at, 0, k).z(s * m * k).s(m * k);
+                    let bv = if bt {
+                        View::rows(&bt_t, 0, k).t().z(s * n * k).s(n * k)
+                    } else {
+                        View::rows(&bt_t, 0, n).z(s * n * k).s(n * k)
+                    };
+                    let biasv = with_bias.then(|| View::rows(&biast, 0, n).z(n));
+                    gemm(
+                        &mut rec,
+                        Dims {
+                            m,
+                            n,
+                            k,
+                            z,
+                            nsum: s,
+                        },
+                        av,
+                        bv,
+                        View::rows(&c, 0, n).z(m * n),
+                        biasv,
+                        acc,
+                        1.0,
+                    )
+                    .unwrap();
+                    rec.submit().unwrap();
+                    let got = c.to_vec(&ctx).unwrap();
+                    let w = want(
+                        &a,
+                        &b,
+                        with_bias.then_some(&bias[..]),
+                        acc.then_some(&c0[..]),
+                        m,
+                        n,
+                        k,
+                        z,
+                        s,
+                    );
+                    let e = rel(&got, &w);
+                    assert!(
+                        e < TOL,
+                        "{:?} case {ci} (m={m} n={n} k={k} z={z} nsum={s} bt={bt} acc={acc}): relative error {e:.3e}",
+                        ctx.variant()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn transpose_matches_reference() {
+        for ctx in contexts() {
+            for (nz, rows, cols) in [(1, 1, 1), (2, 7, 3), (1, 65, 129)] {
+                let x = data(7, nz * rows * cols);
+                let src = Tensor::from_f32(&ctx, "x", &[x.len()], &x).unwrap();
+                let dst = Tensor::empty(&ctx, "xt", &[x.len()], DType::F32).unwrap();
+                let mut rec = Recorder::new(&ctx);
+                crate::kernels::transpose::transpose(&mut rec, &src, &dst, nz, rows, cols).unwrap();
+                rec.submit().unwrap();
+                let got = dst.to_vec(&ctx).unwrap();
+                let mut w = Vec::new();
+                for q in 0..nz {
+                    let blk: Vec<f64> = x[q * rows * cols..(q + 1) * rows * cols]
+                        .iter()
+                        .map(|&v| v as f64)
+                        .collect();
+                    w.extend(transpose(&blk, rows, cols));
+                }
+                assert_eq!(
+                    got.iter().map(|&v| v as f64).collect::<Vec<_>>(),
+                    w,
+                    "transpose {nz}x{rows}x{cols}"
+                );
+            }
+        }
+    }
+}

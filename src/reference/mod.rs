@@ -5,6 +5,7 @@
 //! | kernel (shaders/)                 | reference                                  |
 //! |-----------------------------------|--------------------------------------------|
 //! | matmul.wgsl `matmul_*`            | [`matmul::matmul`]                         |
+//! | transpose.wgsl `transpose_forward` | [`matmul::transpose`]                      |
 //! | lstm/gru/elman.wgsl `cell_*`      | [`cells::cell_forward`], [`cells::cell_backward`] |
 //! | recurrent.wgsl `step_forward`     | [`rnn::rnn_forward`] (the whole stack)     |
 //! | recurrent.wgsl `step_backward`    | [`rnn::rnn_backward`]                      |
