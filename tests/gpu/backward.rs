@@ -2,9 +2,9 @@
 //! over the forward matrix; determinism (bit-identical runs); accumulation.
 
 use crate::common::{assert_close, f64s, gpu, uniform};
-use crate::forward::{Case, MODES, edge_cases, lengths_for, matrix};
-use wgrnn::reference::rnn::{RefInputs, RefParams, rnn_backward, rnn_forward};
-use wgrnn::{ForwardInputs, Mode, Rnn, RnnConfig, RnnGrads, RnnParams, Tensor, Upstream};
+use crate::forward::{Case, Fixture, MODES, edge_cases, matrix};
+use wgrnn::reference::rnn::{RefParams, rnn_backward, rnn_forward};
+use wgrnn::{ForwardInputs, Mode, Rnn, RnnConfig, RnnGrads, Tensor, Upstream};
 
 /// Relative error bound per gradient tensor, up to H=256 and T=64. Measured worst over 20 seeds
 /// of the matrix and the edge sizes on lavapipe: 3.8e-6 (docs/NUMERICS.md,
@@ -28,43 +28,19 @@ pub fn run_backward_case_on(
     dropout: f32,
     tol: f64,
 ) -> f64 {
-    let cfg = RnnConfig::new(c.mode, c.input, c.hidden)
-        .layers(c.layers)
-        .bidirectional(c.bidir)
-        .bias(c.bias)
-        .dropout(dropout);
-    let params = RnnParams::init(&cfg, seed).unwrap();
-    let rnn = Rnn::new(ctx, &params).unwrap();
+    let f = Fixture::new(ctx, c, seed, dropout);
+    let (cfg, rnn) = (&f.cfg, &f.rnn);
     let (t, b, nd, h) = (c.seq, c.batch, cfg.dirs(), c.hidden);
     let sn = c.layers * nd * b * h;
-    let x = uniform(seed + 1, t * b * c.input, -1.0, 1.0);
-    let h0 = c.init.then(|| uniform(seed + 2, sn, -1.0, 1.0));
-    let c0 = (c.init && c.mode == Mode::Lstm).then(|| uniform(seed + 3, sn, -1.0, 1.0));
-    let lengths = c.ragged.then(|| lengths_for(seed, t, b));
     let dy = uniform(seed + 4, t * b * nd * h, -1.0, 1.0);
     let dhn = uniform(seed + 5, sn, -1.0, 1.0);
     let dcn = uniform(seed + 6, sn, -1.0, 1.0);
     let lstm = c.mode == Mode::Lstm;
-
-    let st_shape = [c.layers * nd, b, h];
-    let xt = Tensor::from_f32(ctx, "input", &[t, b, c.input], &x).unwrap();
-    let h0t = h0
-        .as_ref()
-        .map(|v| Tensor::from_f32(ctx, "h0", &st_shape, v).unwrap());
-    let c0t = c0
-        .as_ref()
-        .map(|v| Tensor::from_f32(ctx, "c0", &st_shape, v).unwrap());
     let dyt = Tensor::from_f32(ctx, "dy", &[t, b, nd * h], &dy).unwrap();
-    let dhnt = Tensor::from_f32(ctx, "dh_n", &st_shape, &dhn).unwrap();
-    let dcnt = Tensor::from_f32(ctx, "dc_n", &st_shape, &dcn).unwrap();
+    let dhnt = Tensor::from_f32(ctx, "dh_n", &f.state_shape, &dhn).unwrap();
+    let dcnt = Tensor::from_f32(ctx, "dc_n", &f.state_shape, &dcn).unwrap();
     let seed32 = seed as u32 ^ 0xabc;
-    let inp = ForwardInputs {
-        h0: h0t.as_ref(),
-        c0: c0t.as_ref(),
-        lengths: lengths.as_deref(),
-        dropout_seed: seed32,
-    };
-    let (_, st) = rnn.forward_train(ctx, &xt, &inp).unwrap();
+    let (_, st) = rnn.forward_train(ctx, &f.xt, &f.inputs(seed32)).unwrap();
     let up = Upstream {
         output: Some(&dyt),
         h_n: Some(&dhnt),
@@ -72,20 +48,8 @@ pub fn run_backward_case_on(
     };
     let g = rnn.backward(ctx, &st, &up, None).unwrap();
 
-    let rp = RefParams::from_params(&params);
-    let rf = rnn_forward(
-        &rp,
-        &RefInputs {
-            x: f64s(&x),
-            seq: t,
-            batch: b,
-            h0: h0.as_deref().map(f64s),
-            c0: c0.as_deref().map(f64s),
-            lengths,
-            train: true,
-            dropout_seed: seed32,
-        },
-    );
+    let rp = RefParams::from_params(&f.params);
+    let rf = rnn_forward(&rp, &f.reference(c, true, seed32));
     let rg = rnn_backward(
         &rp,
         &rf,
@@ -93,17 +57,7 @@ pub fn run_backward_case_on(
         Some(&f64s(&dhn)),
         lstm.then(|| f64s(&dcn)).as_deref(),
     );
-    let what = format!(
-        "{:?} L={} bidir={} ragged={} init={} T={t} B={b} I={} H={} p={dropout} [{:?}]",
-        c.mode,
-        c.layers,
-        c.bidir,
-        c.ragged,
-        c.init,
-        c.input,
-        c.hidden,
-        ctx.variant()
-    );
+    let what = format!("{} p={dropout}", c.label(ctx));
     let mut worst = assert_close(
         &format!("{what} grad_input"),
         seed,
@@ -127,7 +81,7 @@ pub fn run_backward_case_on(
             tol,
         ));
     }
-    let views = g.param_views(&cfg);
+    let views = g.param_views(cfg);
     assert_eq!(views.len(), rg.params.len());
     for (v, (name, want)) in views.iter().zip(&rg.params) {
         assert_eq!(&v.name, name);

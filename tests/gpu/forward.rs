@@ -35,6 +35,104 @@ pub fn lengths_for(seed: u64, seq: usize, batch: usize) -> Vec<usize> {
         .collect()
 }
 
+/// A case's parameters, inputs and their device copies, seeded: shared by the forward and
+/// backward conformance runs.
+pub struct Fixture {
+    pub cfg: RnnConfig,
+    pub params: RnnParams,
+    pub rnn: Rnn,
+    pub x: Vec<f32>,
+    pub h0: Option<Vec<f32>>,
+    pub c0: Option<Vec<f32>>,
+    pub lengths: Option<Vec<usize>>,
+    pub xt: Tensor,
+    pub h0t: Option<Tensor>,
+    pub c0t: Option<Tensor>,
+    /// `[L*D, B, H]`
+    pub state_shape: [usize; 3],
+}
+
+impl Fixture {
+    pub fn new(ctx: &wgrnn::Context, c: &Case, seed: u64, dropout: f32) -> Fixture {
+        let cfg = RnnConfig::new(c.mode, c.input, c.hidden)
+            .layers(c.layers)
+            .bidirectional(c.bidir)
+            .bias(c.bias)
+            .dropout(dropout);
+        let params = RnnParams::init(&cfg, seed).unwrap();
+        let rnn = Rnn::new(ctx, &params).unwrap();
+        let (t, b) = (c.seq, c.batch);
+        let state_shape = [c.layers * cfg.dirs(), b, c.hidden];
+        let sn = state_shape.iter().product();
+        let x = uniform(seed + 1, t * b * c.input, -1.0, 1.0);
+        let h0 = c.init.then(|| uniform(seed + 2, sn, -1.0, 1.0));
+        let c0 = (c.init && c.mode == Mode::Lstm).then(|| uniform(seed + 3, sn, -1.0, 1.0));
+        let lengths = c.ragged.then(|| lengths_for(seed, t, b));
+        let xt = Tensor::from_f32(ctx, "input", &[t, b, c.input], &x).unwrap();
+        let up = |n: &str, v: &Option<Vec<f32>>| {
+            v.as_ref()
+                .map(|v| Tensor::from_f32(ctx, n, &state_shape, v).unwrap())
+        };
+        let (h0t, c0t) = (up("h0", &h0), up("c0", &c0));
+        Fixture {
+            cfg,
+            params,
+            rnn,
+            x,
+            h0,
+            c0,
+            lengths,
+            xt,
+            h0t,
+            c0t,
+            state_shape,
+        }
+    }
+
+    /// The device inputs of a forward call.
+    pub fn inputs(&self, dropout_seed: u32) -> ForwardInputs<'_> {
+        ForwardInputs {
+            h0: self.h0t.as_ref(),
+            c0: self.c0t.as_ref(),
+            lengths: self.lengths.as_deref(),
+            dropout_seed,
+        }
+    }
+
+    /// The same inputs for the reference.
+    pub fn reference(&self, c: &Case, train: bool, dropout_seed: u32) -> RefInputs {
+        RefInputs {
+            x: f64s(&self.x),
+            seq: c.seq,
+            batch: c.batch,
+            h0: self.h0.as_deref().map(f64s),
+            c0: self.c0.as_deref().map(f64s),
+            lengths: self.lengths.clone(),
+            train,
+            dropout_seed,
+        }
+    }
+}
+
+impl Case {
+    /// A label for failure messages.
+    pub fn label(&self, ctx: &wgrnn::Context) -> String {
+        format!(
+            "{:?} L={} bidir={} ragged={} init={} T={} B={} I={} H={} [{:?}]",
+            self.mode,
+            self.layers,
+            self.bidir,
+            self.ragged,
+            self.init,
+            self.seq,
+            self.batch,
+            self.input,
+            self.hidden,
+            ctx.variant()
+        )
+    }
+}
+
 /// Runs one case on the shared context and returns the worst relative error over its outputs.
 pub fn run_forward_case(c: &Case, seed: u64, tol: f64) -> f64 {
     match gpu() {
@@ -45,59 +143,13 @@ pub fn run_forward_case(c: &Case, seed: u64, tol: f64) -> f64 {
 
 /// Runs one case on `ctx` and returns the worst relative error over its output tensors.
 pub fn run_forward_case_on(ctx: &wgrnn::Context, c: &Case, seed: u64, tol: f64) -> f64 {
-    let cfg = RnnConfig::new(c.mode, c.input, c.hidden)
-        .layers(c.layers)
-        .bidirectional(c.bidir)
-        .bias(c.bias);
-    let params = RnnParams::init(&cfg, seed).unwrap();
-    let rnn = Rnn::new(ctx, &params).unwrap();
-    let (t, b, nd) = (c.seq, c.batch, cfg.dirs());
-    let x = uniform(seed + 1, t * b * c.input, -1.0, 1.0);
-    let state_n = c.layers * nd * b * c.hidden;
-    let h0 = c.init.then(|| uniform(seed + 2, state_n, -1.0, 1.0));
-    let c0 = (c.init && c.mode == Mode::Lstm).then(|| uniform(seed + 3, state_n, -1.0, 1.0));
-    let lengths = c.ragged.then(|| lengths_for(seed, t, b));
-
-    let xt = Tensor::from_f32(ctx, "input", &[t, b, c.input], &x).unwrap();
-    let h0t = h0
-        .as_ref()
-        .map(|v| Tensor::from_f32(ctx, "h0", &[c.layers * nd, b, c.hidden], v).unwrap());
-    let c0t = c0
-        .as_ref()
-        .map(|v| Tensor::from_f32(ctx, "c0", &[c.layers * nd, b, c.hidden], v).unwrap());
-    let inp = ForwardInputs {
-        h0: h0t.as_ref(),
-        c0: c0t.as_ref(),
-        lengths: lengths.as_deref(),
-        dropout_seed: 0,
-    };
-    let out = rnn.forward(ctx, &xt, &inp).unwrap();
-
-    let rp = RefParams::from_params(&params);
+    let f = Fixture::new(ctx, c, seed, 0.0);
+    let out = f.rnn.forward(ctx, &f.xt, &f.inputs(0)).unwrap();
     let rf = rnn_forward(
-        &rp,
-        &RefInputs {
-            x: f64s(&x),
-            seq: t,
-            batch: b,
-            h0: h0.as_deref().map(f64s),
-            c0: c0.as_deref().map(f64s),
-            lengths: lengths.clone(),
-            train: false,
-            dropout_seed: 0,
-        },
+        &RefParams::from_params(&f.params),
+        &f.reference(c, false, 0),
     );
-    let what = format!(
-        "{:?} L={} bidir={} ragged={} init={} T={t} B={b} I={} H={} [{:?}]",
-        c.mode,
-        c.layers,
-        c.bidir,
-        c.ragged,
-        c.init,
-        c.input,
-        c.hidden,
-        ctx.variant()
-    );
+    let what = c.label(ctx);
     let mut worst = assert_close(
         &format!("{what} output"),
         seed,
