@@ -5,7 +5,7 @@
 //! negligible and the time is the T fused step dispatches (per element: one timestep).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use wgrnn::bench::{BenchOptions, GemmBench, Pass, Shape, run_bench};
+use wgrnn::bench::{GemmBench, Pass, Shape, timed_runs};
 use wgrnn::{Context, Mode};
 
 fn smoke() -> bool {
@@ -53,14 +53,7 @@ fn steps(c: &mut Criterion, pass: Pass, name: &str) {
                 g.throughput(Throughput::Elements(t as u64));
                 let id = format!("{}/H{h}/B{b}", shape.mode_name());
                 g.bench_function(id, |it| {
-                    it.iter_custom(|iters| {
-                        let opts = BenchOptions {
-                            warmup: 0,
-                            reps: iters as usize,
-                        };
-                        let r = run_bench(&ctx, &shape, pass, opts).unwrap();
-                        std::time::Duration::from_secs_f64(r.wall.median * 1e-3 * iters as f64)
-                    })
+                    it.iter_custom(|iters| timed_runs(&ctx, &shape, pass, iters).unwrap())
                 });
             }
         }

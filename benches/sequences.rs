@@ -2,7 +2,7 @@
 //! `WGRNN_BENCH_SMOKE=1` shrinks every size so CI-like machines can run them as a smoke test.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use wgrnn::bench::{BenchOptions, Pass, Shape, run_bench};
+use wgrnn::bench::{Pass, Shape, timed_runs};
 use wgrnn::{Context, Mode};
 
 fn sequences(c: &mut Criterion) {
@@ -29,14 +29,7 @@ fn sequences(c: &mut Criterion) {
             };
             g.throughput(Throughput::Elements((b * t) as u64));
             g.bench_function(format!("lstm2/{}/H{h}/B{b}/T{t}", pass.name()), |it| {
-                it.iter_custom(|iters| {
-                    let opts = BenchOptions {
-                        warmup: 0,
-                        reps: iters as usize,
-                    };
-                    let r = run_bench(&ctx, &shape, pass, opts).unwrap();
-                    std::time::Duration::from_secs_f64(r.wall.median * 1e-3 * iters as f64)
-                })
+                it.iter_custom(|iters| timed_runs(&ctx, &shape, pass, iters).unwrap())
             });
         }
     }

@@ -491,6 +491,24 @@ pub fn rel_err(got: &[f32], want: &[f64]) -> f64 {
     (n / d.max(1e-300)).sqrt()
 }
 
+/// Wall time of `iters` runs of `pass` (each one submission, waited for), for criterion's
+/// `iter_custom`: the median run times `iters`.
+pub fn timed_runs(
+    ctx: &Context,
+    shape: &Shape,
+    pass: Pass,
+    iters: u64,
+) -> Result<std::time::Duration> {
+    let opts = BenchOptions {
+        warmup: 0,
+        reps: iters.max(1) as usize,
+    };
+    let r = run_bench(ctx, shape, pass, opts)?;
+    Ok(std::time::Duration::from_secs_f64(
+        r.wall.median * 1e-3 * iters as f64,
+    ))
+}
+
 /// Compares the GPU with the CPU reference for `shape` at a reduced T (at most `max_seq`):
 /// outputs for inference/forward, also every gradient for backward/train. Returns the worst
 /// relative error over the tensors.
