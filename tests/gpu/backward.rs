@@ -2,7 +2,7 @@
 //! over the forward matrix; determinism (bit-identical runs); accumulation.
 
 use crate::common::{assert_close, f64s, gpu, uniform};
-use crate::forward::{Case, Fixture, MODES, edge_cases, matrix};
+use crate::forward::{Case, Fixture, MODES, edge_cases, matrix, measure_worst};
 use wgrnn::reference::rnn::{RefParams, rnn_backward, rnn_forward};
 use wgrnn::{ForwardInputs, Mode, Rnn, RnnConfig, RnnGrads, Tensor, Upstream};
 
@@ -247,42 +247,7 @@ fn backward_accumulates() {
 #[test]
 #[ignore]
 fn measure_backward_error() {
-    let Some(ctx) = gpu() else { return };
-    for v in [wgrnn::KernelVariant::Simple, wgrnn::KernelVariant::Tiled] {
-        let vctx;
-        let ctx = if v == ctx.variant() {
-            ctx
-        } else {
-            vctx = wgrnn::Context::with_variant(v).unwrap();
-            &vctx
-        };
-        let mut worst = (0.0f64, String::new());
-        for seed in 0..20u64 {
-            for (i, c) in matrix().iter().chain(edge_cases().iter()).enumerate() {
-                let e = run_backward_case_on(ctx, c, seed * 1000 + i as u64, 0.0, f64::INFINITY);
-                if e > worst.0 {
-                    worst = (
-                        e,
-                        format!(
-                            "{:?} L={} bidir={} ragged={} init={} T={} B={} I={} H={} seed={}",
-                            c.mode,
-                            c.layers,
-                            c.bidir,
-                            c.ragged,
-                            c.init,
-                            c.seq,
-                            c.batch,
-                            c.input,
-                            c.hidden,
-                            seed * 1000 + i as u64
-                        ),
-                    );
-                }
-            }
-        }
-        println!(
-            "backward [{v:?}]: worst relative error over 20 seeds of the matrix and edge sizes: {:.3e} ({})",
-            worst.0, worst.1
-        );
-    }
+    measure_worst("backward", |ctx, c, seed| {
+        run_backward_case_on(ctx, c, seed, 0.0, f64::INFINITY)
+    });
 }

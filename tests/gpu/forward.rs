@@ -309,6 +309,14 @@ fn forward_saturated_inputs_stay_finite() {
 #[test]
 #[ignore]
 fn measure_forward_error() {
+    measure_worst("forward", |ctx, c, seed| {
+        run_forward_case_on(ctx, c, seed, f64::INFINITY)
+    });
+}
+
+/// Runs `run` (returning a case's worst relative error) over 20 seeds of the matrix and the edge
+/// sizes on both kernel variants, and prints the worst case with its configuration and seed.
+pub fn measure_worst(what: &str, run: impl Fn(&wgrnn::Context, &Case, u64) -> f64) {
     let Some(ctx) = gpu() else { return };
     for v in [wgrnn::KernelVariant::Simple, wgrnn::KernelVariant::Tiled] {
         let vctx;
@@ -321,29 +329,15 @@ fn measure_forward_error() {
         let mut worst = (0.0f64, String::new());
         for seed in 0..20u64 {
             for (i, c) in matrix().iter().chain(edge_cases().iter()).enumerate() {
-                let e = run_forward_case_on(ctx, c, seed * 1000 + i as u64, f64::INFINITY);
+                let case_seed = seed * 1000 + i as u64;
+                let e = run(ctx, c, case_seed);
                 if e > worst.0 {
-                    worst = (
-                        e,
-                        format!(
-                            "{:?} L={} bidir={} ragged={} init={} T={} B={} I={} H={} seed={}",
-                            c.mode,
-                            c.layers,
-                            c.bidir,
-                            c.ragged,
-                            c.init,
-                            c.seq,
-                            c.batch,
-                            c.input,
-                            c.hidden,
-                            seed * 1000 + i as u64
-                        ),
-                    );
+                    worst = (e, format!("{} seed={case_seed}", c.label(ctx)));
                 }
             }
         }
         println!(
-            "forward [{v:?}]: worst relative error over 20 seeds of the matrix and edge sizes: {:.3e} ({})",
+            "{what} [{v:?}]: worst relative error over 20 seeds of the matrix and edge sizes: {:.3e} ({})",
             worst.0, worst.1
         );
     }
