@@ -6,6 +6,11 @@
 //!
 //!   step_forward   h_{t-1} W_hh^T + b_hh, gate nonlinearities, state update, output row
 //!   step_backward  dh = dgates_{t+1} W_hh + dh_carry + dy_t, then the cell's gate gradients
+//!   wave_forward   one wavefront step of a unidirectional stack (inference): layer l at step
+//!                  w - l for every active l; layers above the first compute their input
+//!                  product h^{l-1}_t W_ih^T here instead of in a GEMM (see "Wavefront")
+//!   seq_forward    the whole wavefront of a stack in one single-workgroup dispatch (small
+//!                  batch x hidden), a storage barrier between wavefront steps
 //!
 //! Each invocation owns one hidden unit j for four batch elements (b0..b0+3): it reads each
 //! recurrent weight once per four batch rows, and neighbouring invocations own neighbouring
@@ -30,6 +35,7 @@ struct Step {
   iter: u32,      // forward: step s; backward: iteration k = T-1-s (k = T: the final dispatch)
   flags: u32,     // 1 train layout, 2 bias, 4 lengths, 8 upstream dy present
   h0_off: u32,    // backward: element offset of this layer's rows in dh0 / dc0 ([L*D, B, H])
+  layers: u32,    // wavefront kernels: L
 }
 
 const F_TRAIN: u32 = 1u;
@@ -66,7 +72,7 @@ fn clamp_b(b: u32) -> u32 { return min(b, p.batch - 1u); }
 // ---------------------------------------------------------------------------------------------
 // Forward step.
 
-@group(1) @binding(0) var<storage, read> w_hh_t: array<f32>;        // [D, H, G*H] (W_hh transposed)
+@group(1) @binding(0) var<storage, read> wts: array<u32>;           // W_hh, see `weight`
 @group(1) @binding(1) var<storage, read> b_hh: array<f32>;          // [D, G*H]
 @group(1) @binding(2) var<storage, read> xproj: array<f32>;         // [D, T, B, G*H], incl. b_ih
 @group(1) @binding(3) var<storage, read> lengths: array<u32>;       // [B]
@@ -83,26 +89,9 @@ fn step_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
   let H = p.hidden;
   let B = p.batch;
   if (j >= H || b0 >= B) { return; }
-  let GH = G * H;
   let s = p.iter;
   let t = time_of(d, s);
-
-  // Recurrent product for unit j of every gate, four batch rows at once.
-  let hb = vec4<u32>(state_at(d, t, s, clamp_b(b0), 0u, false),
-                     state_at(d, t, s, clamp_b(b0 + 1u), 0u, false),
-                     state_at(d, t, s, clamp_b(b0 + 2u), 0u, false),
-                     state_at(d, t, s, clamp_b(b0 + 3u), 0u, false));
-  var acc: array<vec4<f32>, G>;
-  for (var g = 0u; g < G; g++) { acc[g] = vec4<f32>(0.0); }
-  let wbase = d * H * GH + j;
-  for (var k = 0u; k < H; k++) {
-    let hv = vec4<f32>(hs[hb.x + k], hs[hb.y + k], hs[hb.z + k], hs[hb.w + k]);
-    let wk = wbase + k * GH;
-    for (var g = 0u; g < G; g++) {
-      acc[g] = fma(vec4<f32>(w_hh_t[wk + g * H]), hv, acc[g]);
-    }
-  }
-
+  let acc = simple_product(state_at(d, t, s, 0u, 0u, false), d * H * G * H, j, b0);
   for (var q = 0u; q < 4u; q++) {
     let b = b0 + q;
     if (b >= B) { break; }
@@ -112,41 +101,85 @@ fn step_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
 }
 
+// Recurrent weights of the forward kernels, element i of binding 0: f32 bits, or with WF16 f16
+// halves packed two per word (element i in word i/2, even i in the low half). Layouts:
+// step_forward and seq_forward / wave_forward read W_hh transposed ([D, H, G*H]), the tiled
+// kernels read it as stored ([D, G*H, H]); the wavefront kernels read a pack of every layer.
+override WF16: bool = false;
+
+fn weight(i: u32) -> f32 {
+  if (WF16) {
+    let v = unpack2x16float(wts[i >> 1u]);
+    return select(v.x, v.y, (i & 1u) == 1u);
+  }
+  return bitcast<f32>(wts[i]);
+}
+
+// The product of unit j of every gate with four rows b0..b0+3 of a state: row b of the state
+// starts at a0 + b*H, gate g's weight for (unit j, depth k) is weight(w0 + k*G*H + g*H + j)
+// (transposed layout: neighbouring invocations read neighbouring words). Rows past the batch
+// repeat the last one (their results are not written).
+fn simple_product(a0: u32, w0: u32, j: u32, b0: u32) -> array<vec4<f32>, 4> {
+  let H = p.hidden;
+  let GH = G * H;
+  let hb = vec4<u32>(a0 + clamp_b(b0) * H, a0 + clamp_b(b0 + 1u) * H,
+                     a0 + clamp_b(b0 + 2u) * H, a0 + clamp_b(b0 + 3u) * H);
+  var acc: array<vec4<f32>, 4>;
+  for (var g = 0u; g < 4u; g++) { acc[g] = vec4<f32>(0.0); }
+  for (var k = 0u; k < H; k++) {
+    let hv = vec4<f32>(hs[hb.x + k], hs[hb.y + k], hs[hb.z + k], hs[hb.w + k]);
+    let wk = w0 + k * GH + j;
+    for (var g = 0u; g < G; g++) {
+      acc[g] = fma(vec4<f32>(weight(wk + g * H)), hv, acc[g]);
+    }
+  }
+  return acc;
+}
+
 // The pointwise part of a forward step for unit j of row b, given the recurrent products
 // hg[g] = (W_hh h_{t-1})[g*H + j] (without b_hh).
 fn finish_forward(d: u32, t: u32, s: u32, b: u32, j: u32, hg_in: array<f32, 4>) {
   let H = p.hidden;
   let B = p.batch;
   let GH = G * H;
-  let ip = state_at(d, t, s, b, j, false);
-  let io = state_at(d, t, s, b, j, true);
+  let xrow = ((d * p.seq + t) * B + b) * GH;
+  var xg: array<f32, 4>;
+  var hg: array<f32, 4>;
+  for (var g = 0u; g < G; g++) {
+    xg[g] = xproj[xrow + g * H + j];
+    var r = hg_in[g];
+    if (has(F_BIAS)) { r += b_hh[d * GH + g * H + j]; }
+    hg[g] = r;
+  }
+  var srow = NONE;
+  if (has(F_TRAIN)) { srow = ((d * p.seq + t) * B + b) * S * H + j; }
+  cell_tail(t, b, state_at(d, t, s, b, j, false), state_at(d, t, s, b, j, true),
+            (t * B + b) * p.dirs * H + d * H + j, srow, xg, hg);
+}
+
+const NONE: u32 = 0xffffffffu;
+
+// The cell at time t for row b from the input-side (xg, incl. b_ih) and hidden-side (hg, incl.
+// b_hh) pre-activations: state hs[ip] (cs[ip]) -> hs[io] (cs[io]), output y[yi] and saved values
+// saved[srow + e*H] unless those are NONE. Past the row's length the state is carried and the
+// output is zero.
+fn cell_tail(t: u32, b: u32, ip: u32, io: u32, yi: u32, srow: u32, xg: array<f32, 4>,
+             hg: array<f32, 4>) {
   let h_prev = hs[ip];
   var c_prev = 0.0;
   if (G == 4u) { c_prev = cs[ip]; }
-  let yi = (t * B + b) * p.dirs * H + d * H + j;
-  let xrow = ((d * p.seq + t) * B + b) * GH;
-  let srow = ((d * p.seq + t) * B + b) * S * H;
   if (is_valid(t, b)) {
-    var xg: array<f32, 4>;
-    var hg: array<f32, 4>;
-    for (var g = 0u; g < G; g++) {
-      xg[g] = xproj[xrow + g * H + j];
-      var r = hg_in[g];
-      if (has(F_BIAS)) { r += b_hh[d * GH + g * H + j]; }
-      hg[g] = r;
-    }
     let o = cell_forward(xg, hg, h_prev, c_prev);
     hs[io] = o.h;
     if (G == 4u) { cs[io] = o.c; }
-    y[yi] = o.h;
-    if (has(F_TRAIN)) {
-      for (var e = 0u; e < S; e++) { saved[srow + e * H + j] = o.save[e]; }
+    if (yi != NONE) { y[yi] = o.h; }
+    if (srow != NONE) {
+      for (var e = 0u; e < S; e++) { saved[srow + e * p.hidden] = o.save[e]; }
     }
   } else {
-    // Past this sequence's length: carry the state, emit zeros.
     hs[io] = h_prev;
     if (G == 4u) { cs[io] = c_prev; }
-    y[yi] = 0.0;
+    if (yi != NONE) { y[yi] = 0.0; }
   }
 }
 
@@ -290,7 +323,6 @@ const BK: u32 = 16u;
 var<workgroup> tile_a: array<f32, 1024>;   // [BK, 16*RM]: h (forward) / gate gradients (backward)
 var<workgroup> tile_w: array<f32, 1024>;   // [BK, 64]: invocation tx's columns at tx*4 .. tx*4+3
 
-@group(1) @binding(0) var<storage, read> tw_hh: array<f32>;   // [D, G*H, H] as stored
 
 // Forward tile column col (0..63) -> (unit offset, gate), or none when col % 4 >= UT * G.
 fn fwd_col_ok(col: u32) -> bool { return col % 4u < UT * G; }
@@ -306,15 +338,27 @@ fn tile_w4(kk: u32, tx: u32) -> vec4<f32> {
 fn step_forward_tiled(@builtin(local_invocation_id) lid: vec3<u32>,
                       @builtin(workgroup_id) wid: vec3<u32>) {
   let H = p.hidden;
-  let B = p.batch;
   let d = wid.z;
   let s = p.iter;
   let t = time_of(d, s);
-  let BM = 16u * RM;
-  let b0 = wid.y * BM;
+  let b0 = wid.y * 16u * RM;
   let j0 = wid.x * 16u * UT;
+  let acc = tiled_product(state_at(d, t, s, 0u, 0u, false), d * G * H * H, b0, j0, lid);
+  finish_forward_tile(d, t, s, b0 + lid.y + 0u, j0 + lid.x * UT, acc.r0);
+  if (RM > 1u) { finish_forward_tile(d, t, s, b0 + lid.y + 16u, j0 + lid.x * UT, acc.r1); }
+  if (RM > 2u) { finish_forward_tile(d, t, s, b0 + lid.y + 32u, j0 + lid.x * UT, acc.r2); }
+  if (RM > 3u) { finish_forward_tile(d, t, s, b0 + lid.y + 48u, j0 + lid.x * UT, acc.r3); }
+}
+
+// Accumulators of one invocation: rows ty, ty+16, ty+32, ty+48 of its tile.
+struct Acc { r0: vec4<f32>, r1: vec4<f32>, r2: vec4<f32>, r3: vec4<f32> }
+
+// The forward product of a tile, rows b0.. of a state (row b at a0 + b*H) times the columns
+// (unit, gate) from j0 of a weight block stored [G*H, H] from w0. Called in uniform control flow.
+fn tiled_product(a0: u32, w0: u32, b0: u32, j0: u32, lid: vec3<u32>) -> Acc {
+  let H = p.hidden;
+  let BM = 16u * RM;
   let tid = lid.y * 16u + lid.x;
-  let wbase = d * G * H * H;
   var acc0 = vec4<f32>(0.0);
   var acc1 = vec4<f32>(0.0);
   var acc2 = vec4<f32>(0.0);
@@ -342,14 +386,14 @@ fn step_forward_tiled(@builtin(local_invocation_id) lid: vec3<u32>,
     }
     if (k0 < H) {
       // h slice element e: (row e / BK, k e % BK); W slice element e: (column e / BK, k e % BK).
-      pa0 = load_h(d, t, s, b0 + (tid + 0u) / BK, k0 + (tid + 0u) % BK);
-      if (RM > 1u) { pa1 = load_h(d, t, s, b0 + (tid + 256u) / BK, k0 + (tid + 256u) % BK); }
-      if (RM > 2u) { pa2 = load_h(d, t, s, b0 + (tid + 512u) / BK, k0 + (tid + 512u) % BK); }
-      if (RM > 3u) { pa3 = load_h(d, t, s, b0 + (tid + 768u) / BK, k0 + (tid + 768u) % BK); }
-      pw0 = load_w_fwd(wbase, j0, (tid + 0u) / BK, k0 + (tid + 0u) % BK);
-      pw1 = load_w_fwd(wbase, j0, (tid + 256u) / BK, k0 + (tid + 256u) % BK);
-      pw2 = load_w_fwd(wbase, j0, (tid + 512u) / BK, k0 + (tid + 512u) % BK);
-      pw3 = load_w_fwd(wbase, j0, (tid + 768u) / BK, k0 + (tid + 768u) % BK);
+      pa0 = load_h(a0, b0 + (tid + 0u) / BK, k0 + (tid + 0u) % BK);
+      if (RM > 1u) { pa1 = load_h(a0, b0 + (tid + 256u) / BK, k0 + (tid + 256u) % BK); }
+      if (RM > 2u) { pa2 = load_h(a0, b0 + (tid + 512u) / BK, k0 + (tid + 512u) % BK); }
+      if (RM > 3u) { pa3 = load_h(a0, b0 + (tid + 768u) / BK, k0 + (tid + 768u) % BK); }
+      pw0 = load_w_fwd(w0, j0, (tid + 0u) / BK, k0 + (tid + 0u) % BK);
+      pw1 = load_w_fwd(w0, j0, (tid + 256u) / BK, k0 + (tid + 256u) % BK);
+      pw2 = load_w_fwd(w0, j0, (tid + 512u) / BK, k0 + (tid + 512u) % BK);
+      pw3 = load_w_fwd(w0, j0, (tid + 768u) / BK, k0 + (tid + 768u) % BK);
     }
     if (k0 > 0u) {
       for (var kk = 0u; kk < BK; kk++) {
@@ -361,21 +405,18 @@ fn step_forward_tiled(@builtin(local_invocation_id) lid: vec3<u32>,
       }
     }
   }
-  finish_forward_tile(d, t, s, b0 + lid.y + 0u, j0 + lid.x * UT, acc0);
-  if (RM > 1u) { finish_forward_tile(d, t, s, b0 + lid.y + 16u, j0 + lid.x * UT, acc1); }
-  if (RM > 2u) { finish_forward_tile(d, t, s, b0 + lid.y + 32u, j0 + lid.x * UT, acc2); }
-  if (RM > 3u) { finish_forward_tile(d, t, s, b0 + lid.y + 48u, j0 + lid.x * UT, acc3); }
+  return Acc(acc0, acc1, acc2, acc3);
 }
 
-fn load_h(d: u32, t: u32, s: u32, b: u32, k: u32) -> f32 {
-  if (b < p.batch && k < p.hidden) { return hs[state_at(d, t, s, b, k, false)]; }
+fn load_h(a0: u32, b: u32, k: u32) -> f32 {
+  if (b < p.batch && k < p.hidden) { return hs[a0 + b * p.hidden + k]; }
   return 0.0;
 }
 
-fn load_w_fwd(wbase: u32, j0: u32, col: u32, k: u32) -> f32 {
+fn load_w_fwd(w0: u32, j0: u32, col: u32, k: u32) -> f32 {
   let H = p.hidden;
   let j = j0 + fwd_col_unit(col);
-  if (fwd_col_ok(col) && j < H && k < H) { return tw_hh[wbase + (fwd_col_gate(col) * H + j) * H + k]; }
+  if (fwd_col_ok(col) && j < H && k < H) { return weight(w0 + (fwd_col_gate(col) * H + j) * H + k); }
   return 0.0;
 }
 
@@ -477,5 +518,124 @@ fn finish_backward_tile(d: u32, b: u32, j: u32, acc: vec4<f32>) {
   if (b >= p.batch) { return; }
   for (var q = 0u; q < 4u; q++) {
     if (j + q < p.hidden) { finish_backward(d, b, j + q, acc[q]); }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wavefront (unidirectional stacks, inference). Wavefront step w runs layer l at its step
+// s = w - l for every l with 0 <= s < T, so a stack of L layers takes T + L - 1 steps instead of
+// L*T. Layer 0 reads its input projection from xproj ([T, B, G*H], one GEMM, incl. b_ih); layer
+// l > 0 computes it here from layer l-1's state after time s, which *is* that layer's output row
+// (at padded steps both layers carry their state, so the value is never used).
+//
+// Layouts: states hs / cs [L, 2, B, H], layer l's state before step s in slot s%2 and after it
+// in (s+1)%2; layer l-1 is one step ahead, so it reads slot (s+1)%2 of its own while layer l
+// reads that slot of layer l-1: no conflict. Weights, one buffer at binding 0 ("pack"),
+// [L, 2, N] with N = G*H*H rounded up to even: W_hh of layer l at (2l)*N, W_ih at (2l+1)*N
+// (unused for l = 0); stored [G*H, H] for the tiled kernel, transposed [H, G*H] for the others. Biases at binding 1,
+// [L, 2, G*H]: b_ih at (2l)*G*H (unused for l = 0), b_hh at (2l+1)*G*H. Only the top layer
+// writes y ([T, B, H]); nothing is saved.
+
+fn wave_lo(w: u32) -> u32 { return select(0u, w + 1u - p.seq, w >= p.seq); }
+fn wave_state(l: u32, slot: u32) -> u32 { return (l * 2u + (slot & 1u)) * p.batch * p.hidden; }
+// Start of layer l's W_hh (or W_ih) block in the pack; blocks have an even size so that f16
+// pairs never straddle two.
+fn wave_w(l: u32, input_side: bool) -> u32 {
+  let n = G * p.hidden * p.hidden;
+  return (2u * l + select(0u, 1u, input_side)) * (n + (n & 1u));
+}
+
+// The epilogue for unit j of row b of layer l at step s, from its recurrent product ha[g] and
+// (l > 0) input product xa[g].
+fn wave_finish(l: u32, s: u32, b: u32, j: u32, xa: array<f32, 4>, ha: array<f32, 4>) {
+  let H = p.hidden;
+  let B = p.batch;
+  let GH = G * H;
+  var xg: array<f32, 4>;
+  var hg: array<f32, 4>;
+  for (var g = 0u; g < G; g++) {
+    var x = xa[g];
+    var h = ha[g];
+    if (l == 0u) { x = xproj[(s * B + b) * GH + g * H + j]; }
+    else if (has(F_BIAS)) { x += b_hh[2u * l * GH + g * H + j]; }
+    if (has(F_BIAS)) { h += b_hh[(2u * l + 1u) * GH + g * H + j]; }
+    xg[g] = x;
+    hg[g] = h;
+  }
+  var yi = NONE;
+  if (l + 1u == p.layers) { yi = (s * B + b) * H + j; }
+  let r = b * H + j;
+  cell_tail(s, b, wave_state(l, s) + r, wave_state(l, s + 1u) + r, yi, NONE, xg, hg);
+}
+
+// Layer l at step s for unit j and rows b0..b0+3 (transposed weights).
+fn wave_item(l: u32, s: u32, j: u32, b0: u32) {
+  let ha = simple_product(wave_state(l, s), wave_w(l, false), j, b0);
+  var xa: array<vec4<f32>, 4>;
+  if (l > 0u) { xa = simple_product(wave_state(l - 1u, s + 1u), wave_w(l, true), j, b0); }
+  for (var q = 0u; q < 4u; q++) {
+    let b = b0 + q;
+    if (b >= p.batch) { break; }
+    var x: array<f32, 4>;
+    var h: array<f32, 4>;
+    for (var g = 0u; g < G; g++) { x[g] = xa[g][q]; h[g] = ha[g][q]; }
+    wave_finish(l, s, b, j, x, h);
+  }
+}
+
+// Wavefront step w = p.iter; workgroup z = active layer (from wave_lo).
+@compute @workgroup_size(64)
+fn wave_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let l = wave_lo(p.iter) + gid.z;
+  if (gid.x >= p.hidden || gid.y * 4u >= p.batch || l >= p.layers || l > p.iter) { return; }
+  wave_item(l, p.iter - l, gid.x, gid.y * 4u);
+}
+
+// The whole wavefront in one workgroup: for small batch x hidden, T + L - 1 dispatches cost
+// more than the work. A storage barrier orders each wavefront step's state writes before the
+// next step's reads (one workgroup: no other synchronisation needed).
+@compute @workgroup_size(256)
+fn seq_forward(@builtin(local_invocation_index) li: u32) {
+  let H = p.hidden;
+  let L = p.layers;
+  let nb = (p.batch + 3u) / 4u;
+  for (var w = 0u; w < p.seq + L - 1u; w++) {
+    let lo = wave_lo(w);
+    let n = (min(L - 1u, w) + 1u - lo) * nb * H;
+    for (var i = li; i < n; i += 256u) {
+      let r = i / H;
+      let l = lo + r / nb;
+      wave_item(l, w - l, i % H, (r % nb) * 4u);
+    }
+    storageBarrier();
+  }
+}
+
+// Tiled wavefront step: the recurrent and input products as two tile GEMMs.
+@compute @workgroup_size(16, 16)
+fn wave_forward_tiled(@builtin(local_invocation_id) lid: vec3<u32>,
+                      @builtin(workgroup_id) wid: vec3<u32>) {
+  let l = wave_lo(p.iter) + wid.z;   // the grid has one z per active layer
+  let s = p.iter - l;
+  let b0 = wid.y * 16u * RM;
+  let j0 = wid.x * 16u * UT;
+  let h = tiled_product(wave_state(l, s), wave_w(l, false), b0, j0, lid);
+  var x = Acc(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+  if (l > 0u) { x = tiled_product(wave_state(l - 1u, s + 1u), wave_w(l, true), b0, j0, lid); }
+  wave_finish_tile(l, s, b0 + lid.y + 0u, j0 + lid.x * UT, x.r0, h.r0);
+  if (RM > 1u) { wave_finish_tile(l, s, b0 + lid.y + 16u, j0 + lid.x * UT, x.r1, h.r1); }
+  if (RM > 2u) { wave_finish_tile(l, s, b0 + lid.y + 32u, j0 + lid.x * UT, x.r2, h.r2); }
+  if (RM > 3u) { wave_finish_tile(l, s, b0 + lid.y + 48u, j0 + lid.x * UT, x.r3, h.r3); }
+}
+
+fn wave_finish_tile(l: u32, s: u32, b: u32, j: u32, xa: vec4<f32>, ha: vec4<f32>) {
+  if (b >= p.batch) { return; }
+  for (var q = 0u; q < UT; q++) {
+    if (j + q < p.hidden) {
+      var x: array<f32, 4>;
+      var h: array<f32, 4>;
+      for (var g = 0u; g < G; g++) { x[g] = xa[q * G + g]; h[g] = ha[q * G + g]; }
+      wave_finish(l, s, b, j + q, x, h);
+    }
   }
 }

@@ -27,6 +27,18 @@ pub enum KernelVariant {
     Simple,
 }
 
+/// When a unidirectional inference forward runs as one single-workgroup `seq_forward` dispatch
+/// instead of one dispatch per (wavefront) step. `WGRNN_PERSISTENT=auto|always|never` sets it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Persistent {
+    /// By adapter and shape: see [`Context::use_persistent`].
+    Auto,
+    /// For every unidirectional inference forward (tests, measurements).
+    Always,
+    /// Never.
+    Never,
+}
+
 /// The GPU context. Create one per process and share it (`&Context` is `Sync`).
 pub struct Context {
     pub(crate) device: wgpu::Device,
@@ -34,6 +46,7 @@ pub struct Context {
     info: wgpu::AdapterInfo,
     pub(crate) limits: wgpu::Limits,
     pub(crate) features: wgpu::Features,
+    adapter_features: wgpu::Features,
     pub(crate) variant: KernelVariant,
     pub(crate) pipelines: Mutex<HashMap<PipelineKey, Arc<Pipeline>>>,
     pool: Mutex<Vec<Arc<wgpu::Buffer>>>,
@@ -41,6 +54,8 @@ pub struct Context {
     pub(crate) params: Mutex<Option<wgpu::Buffer>>,
     pub(crate) uncaptured: Arc<Mutex<Vec<String>>>,
     target_groups: std::sync::atomic::AtomicUsize,
+    wavefront: std::sync::atomic::AtomicBool,
+    persistent: Mutex<Persistent>,
 }
 
 impl std::fmt::Debug for Context {
@@ -135,7 +150,8 @@ impl Context {
             | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES
             | wgpu::Features::SUBGROUP
             | wgpu::Features::SHADER_F16;
-        let features = adapter.features() & wanted;
+        let adapter_features = adapter.features();
+        let features = adapter_features & wanted;
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgrnn"),
@@ -161,6 +177,19 @@ impl Context {
             _ if info.device_type == wgpu::DeviceType::Cpu => KernelVariant::Simple,
             _ => KernelVariant::Tiled,
         };
+        // Measured on lavapipe: the input product inside the step runs at the step kernel's
+        // rate, about half the GEMM's, and a CPU driver gains nothing from fewer dispatches
+        // (docs/PERFORMANCE.md); GPUs gain dispatches and workgroups per dispatch.
+        let wavefront = match std::env::var("WGRNN_WAVEFRONT").as_deref() {
+            Ok("0" | "off" | "false") => false,
+            Ok("1" | "on" | "true") => true,
+            _ => info.device_type != wgpu::DeviceType::Cpu,
+        };
+        let persistent = match std::env::var("WGRNN_PERSISTENT").as_deref() {
+            Ok("always") => Persistent::Always,
+            Ok("never") => Persistent::Never,
+            _ => Persistent::Auto,
+        };
         let target = match info.device_type {
             wgpu::DeviceType::DiscreteGpu => 132,
             _ => 16,
@@ -171,12 +200,15 @@ impl Context {
             info,
             limits,
             features,
+            adapter_features,
             variant,
             pipelines: Mutex::new(HashMap::new()),
             pool: Mutex::new(Vec::new()),
             params: Mutex::new(None),
             uncaptured,
             target_groups: target.into(),
+            wavefront: wavefront.into(),
+            persistent: Mutex::new(persistent),
         })
     }
 
@@ -207,6 +239,21 @@ impl Context {
         )
     }
 
+    /// The adapter's optional features that matter for these kernels, as `(name, offered)`:
+    /// f16 arithmetic in shaders, subgroup operations, and wgpu's experimental cooperative
+    /// matrices (not requested: the kernels do not use them yet).
+    pub fn compute_features(&self) -> Vec<(&'static str, bool)> {
+        let f = self.adapter_features;
+        vec![
+            ("shader-f16", f.contains(wgpu::Features::SHADER_F16)),
+            ("subgroup", f.contains(wgpu::Features::SUBGROUP)),
+            (
+                "cooperative-matrix (experimental)",
+                f.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX),
+            ),
+        ]
+    }
+
     /// Which kernel implementations this context uses (`WGRNN_KERNELS=tiled|simple`
     /// overrides the choice by adapter type).
     pub fn variant(&self) -> KernelVariant {
@@ -225,6 +272,49 @@ impl Context {
     pub fn set_target_workgroups(&self, n: usize) {
         self.target_groups
             .store(n.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether unidirectional stacks of two or more layers run their inference forward as a
+    /// wavefront over layers (T + L - 1 step dispatches instead of L*T). On by default except on
+    /// CPU adapters; `WGRNN_WAVEFRONT=1|0` overrides.
+    pub fn wavefront(&self) -> bool {
+        self.wavefront.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Turns the wavefront schedule on or off (measurements, tests).
+    pub fn set_wavefront(&self, on: bool) {
+        self.wavefront
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The single-workgroup policy (see [`Persistent`]).
+    pub fn persistent(&self) -> Persistent {
+        self.persistent
+            .lock()
+            .map(|p| *p)
+            .unwrap_or(Persistent::Auto)
+    }
+
+    /// Sets the single-workgroup policy (measurements, tests).
+    pub fn set_persistent(&self, p: Persistent) {
+        if let Ok(mut g) = self.persistent.lock() {
+            *g = p;
+        }
+    }
+
+    /// Whether a unidirectional inference forward over `batch` rows of `hidden` units runs as
+    /// one single-workgroup dispatch. `Auto`: on GPUs when every invocation of the workgroup
+    /// owns at most one unit for four rows (`ceil(B/4) * H <= 256`, e.g. B = 1 with H <= 256),
+    /// where a step's work is a few microseconds and a dispatch costs ~2.4 us (H100); never on
+    /// CPU adapters (one workgroup runs on one thread: 2.4x slower per step on lavapipe).
+    pub fn use_persistent(&self, batch: usize, hidden: usize) -> bool {
+        match self.persistent() {
+            Persistent::Always => true,
+            Persistent::Never => false,
+            Persistent::Auto => {
+                self.info.device_type != wgpu::DeviceType::Cpu && batch.div_ceil(4) * hidden <= 256
+            }
+        }
     }
 
     /// Runs `f` inside validation and out-of-memory error scopes and turns what they catch (and

@@ -30,11 +30,11 @@ pub mod rnn;
 pub mod shaders;
 pub mod tensor;
 
-pub use context::{Context, KernelVariant};
+pub use context::{Context, KernelVariant, Persistent};
 pub use encoder::{Recorder, Submitted};
 pub use error::{Error, Result};
 pub use rnn::{
     ForwardInputs, ForwardState, HostTensor, LayerParams, Mode, ParamView, Rnn, RnnConfig,
-    RnnGrads, RnnOutput, RnnParams, RnnState, Upstream,
+    RnnGrads, RnnOutput, RnnParams, RnnState, Upstream, WeightStorage,
 };
 pub use tensor::{DType, Tensor};

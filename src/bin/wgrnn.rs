@@ -563,6 +563,17 @@ fn cmd_info() -> Result<ExitCode, Error> {
         l.max_compute_workgroups_per_dimension
     );
     println!("timestamps: {}", ctx.has_timestamps());
+    let features: Vec<String> = ctx
+        .compute_features()
+        .into_iter()
+        .map(|(n, on)| format!("{n} {}", if on { "yes" } else { "no" }))
+        .collect();
+    println!("features: {}", features.join(", "));
+    println!(
+        "schedule: wavefront {}, single-workgroup kernel {:?}",
+        if ctx.wavefront() { "on" } else { "off" },
+        ctx.persistent()
+    );
     for (name, v, unit) in wgrnn::bench::diagnostics(&ctx)? {
         println!("{name:<40} {v:>10.2} {unit}");
     }

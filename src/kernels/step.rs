@@ -1,5 +1,7 @@
 //! Launchers for the recurrent drivers in `recurrent.wgsl` (+ one cell file): `step_forward` and
-//! `step_backward`, one dispatch per timestep and layer covering both directions.
+//! `step_backward`, one dispatch per timestep and layer covering both directions; the wavefront
+//! drivers `wave_forward` (one dispatch per wavefront step of a unidirectional stack) and
+//! `seq_forward` (the whole stack in one single-workgroup dispatch).
 
 use super::{R, RW};
 use crate::context::KernelVariant;
@@ -28,6 +30,17 @@ fn constants(mode: Mode) -> Vec<(&'static str, u32)> {
         Mode::RnnTanh => vec![("ACT", 0)],
         Mode::RnnRelu => vec![("ACT", 1)],
         _ => vec![],
+    }
+}
+
+impl StepDims {
+    /// Override constants of the forward kernels: the cell's, and WF16 for f16 weights.
+    fn fwd_constants(&self) -> Constants {
+        let mut c = constants(self.mode);
+        if self.f16 {
+            c.push(("WF16", 1));
+        }
+        c
     }
 }
 
@@ -64,6 +77,8 @@ pub(crate) struct StepDims {
     pub hidden: usize,
     pub dirs: usize,
     pub flags: u32,
+    /// Forward kernels read their weights as packed f16 pairs (inference, `WeightStorage::F16`).
+    pub f16: bool,
 }
 
 impl StepDims {
@@ -73,7 +88,11 @@ impl StepDims {
             return None;
         }
         let (rm, ut) = tile(self, backward, ctx.target_workgroups());
-        let mut c = constants(self.mode);
+        let mut c = if backward {
+            constants(self.mode)
+        } else {
+            self.fwd_constants()
+        };
         c.push(("RM", rm as u32));
         c.push(("UT", ut as u32));
         let units = if backward { 64 } else { 16 * ut };
@@ -85,7 +104,11 @@ impl StepDims {
         Some((c, groups))
     }
 
-    fn params(&self, iter: usize, h0_off: usize) -> [u32; 7] {
+    fn params(&self, iter: usize, h0_off: usize) -> [u32; 8] {
+        self.wave_params(iter, h0_off, 1)
+    }
+
+    fn wave_params(&self, iter: usize, h0_off: usize, layers: usize) -> [u32; 8] {
         [
             self.seq as u32,
             self.batch as u32,
@@ -94,6 +117,7 @@ impl StepDims {
             iter as u32,
             self.flags,
             h0_off as u32,
+            layers as u32,
         ]
     }
     fn groups(&self) -> [u32; 3] {
@@ -106,7 +130,7 @@ impl StepDims {
 }
 
 /// Tensors of a forward step. Shapes: `w_hh [D, G*H, H]` for the tiled kernel or its transpose
-/// `[D, H, G*H]` for the simple one, `b_hh [D, G*H]`,
+/// `[D, H, G*H]` for the simple one (as f16 pairs with `dims.f16`), `b_hh [D, G*H]`,
 /// `xproj [D, T, B, G*H]`, `lengths [B]`, `hs`/`cs` `[D, T+1, B, H]` (training) or
 /// `[2, D, B, H]` (inference), `y [T, B, D*H]`, `saved [D, T, B, S*H]`. Unused ones may be any
 /// distinct placeholder tensor.
@@ -130,12 +154,12 @@ pub(crate) fn step_forward(
 ) -> Result<()> {
     let (entry, consts, groups) = match dims.tiled(rec, false) {
         Some((c, g)) => ("step_forward_tiled", c, g),
-        None => ("step_forward", constants(dims.mode), dims.groups()),
+        None => ("step_forward", dims.fwd_constants(), dims.groups()),
     };
     let spec = KernelSpec {
         shader: shader(dims.mode),
         entry,
-        bindings: &[R, R, R, R, RW, RW, RW, RW],
+        bindings: FORWARD_BINDINGS,
     };
     rec.dispatch(
         spec,
@@ -189,5 +213,96 @@ pub(crate) fn step_backward(
             t.w_hh, t.lengths, t.saved, t.hs, t.cs, t.dy, t.dgx, t.dgh, t.dhs, t.dcs, t.dh0, t.dc0,
         ],
         groups,
+    )
+}
+
+/// Tensors of the wavefront drivers (unidirectional inference; see "Wavefront" in
+/// recurrent.wgsl). Shapes: `pack [L, 2, N]`, N = G*H*H rounded up to even (W_hh, W_ih of each
+/// layer; as stored for the tiled kernel, transposed for the others; f16 pairs with `dims.f16`), `bias [L, 2, G*H]` (b_ih, b_hh; any placeholder
+/// without bias), `xproj [T, B, G*H]` (layer 0, incl. b_ih), `lengths [B]`, `hs`/`cs`
+/// `[L, 2, B, H]`, `y [T, B, H]`; `unused` is any other tensor for the `saved` binding.
+pub(crate) struct WaveBindings<'a> {
+    pub pack: &'a Tensor,
+    pub bias: &'a Tensor,
+    pub xproj: &'a Tensor,
+    pub lengths: &'a Tensor,
+    pub hs: &'a Tensor,
+    pub cs: &'a Tensor,
+    pub y: &'a Tensor,
+    pub unused: &'a Tensor,
+}
+
+impl WaveBindings<'_> {
+    fn tensors(&self) -> [&Tensor; 8] {
+        [
+            self.pack,
+            self.bias,
+            self.xproj,
+            self.lengths,
+            self.hs,
+            self.cs,
+            self.y,
+            self.unused,
+        ]
+    }
+}
+
+const FORWARD_BINDINGS: &[super::Access] = &[R, R, R, R, RW, RW, RW, RW];
+
+/// Records wavefront step `w` of a stack of `layers` (layer l at its step w - l, for every l
+/// with 0 <= w - l < T): `dims.dirs` must be 1.
+pub(crate) fn wave_forward(
+    rec: &mut Recorder,
+    dims: &StepDims,
+    layers: usize,
+    w: usize,
+    t: &WaveBindings,
+) -> Result<()> {
+    let lo = (w + 1).saturating_sub(dims.seq);
+    let active = w.min(layers - 1) + 1 - lo;
+    let (entry, consts, groups) = match dims.tiled(rec, false) {
+        Some((c, g)) => ("wave_forward_tiled", c, [g[0], g[1], active as u32]),
+        None => {
+            let g = dims.groups();
+            (
+                "wave_forward",
+                dims.fwd_constants(),
+                [g[0], g[1], active as u32],
+            )
+        }
+    };
+    let spec = KernelSpec {
+        shader: shader(dims.mode),
+        entry,
+        bindings: FORWARD_BINDINGS,
+    };
+    rec.dispatch(
+        spec,
+        &consts,
+        &dims.wave_params(w, 0, layers),
+        &t.tensors(),
+        groups,
+    )
+}
+
+/// Records the whole wavefront of a stack of `layers` as one single-workgroup dispatch
+/// (transposed `pack`).
+pub(crate) fn seq_forward(
+    rec: &mut Recorder,
+    dims: &StepDims,
+    layers: usize,
+    t: &WaveBindings,
+) -> Result<()> {
+    let spec = KernelSpec {
+        shader: shader(dims.mode),
+        entry: "seq_forward",
+        bindings: FORWARD_BINDINGS,
+    };
+    rec.dispatch(
+        spec,
+        &dims.fwd_constants(),
+        &dims.wave_params(0, 0, layers),
+        &t.tensors(),
+        [1, 1, 1],
     )
 }

@@ -1,6 +1,6 @@
-//! Launcher for `transpose.wgsl`.
+//! Launchers for `transpose.wgsl`: transposes, and half-precision packing of weights.
 
-use super::{R, RW, check_extent};
+use super::{R, RW, check_extent, grid_1d};
 use crate::encoder::Recorder;
 use crate::error::Result;
 use crate::pipeline::KernelSpec;
@@ -22,12 +22,25 @@ pub(crate) fn transpose(
     rows: usize,
     cols: usize,
 ) -> Result<()> {
+    transpose_into(rec, src, dst, 0, nz, rows, cols)
+}
+
+/// Like [`transpose`], writing `dst[dst_off..]` (a slice of a packed buffer).
+pub(crate) fn transpose_into(
+    rec: &mut Recorder,
+    src: &Tensor,
+    dst: &Tensor,
+    dst_off: usize,
+    nz: usize,
+    rows: usize,
+    cols: usize,
+) -> Result<()> {
     if nz * rows * cols == 0 {
         return Ok(());
     }
     check_extent("transpose src", src, nz * rows * cols - 1)?;
-    check_extent("transpose dst", dst, nz * rows * cols - 1)?;
-    let p = [rows as u32, cols as u32, nz as u32];
+    check_extent("transpose dst", dst, dst_off + nz * rows * cols - 1)?;
+    let p = [rows as u32, cols as u32, nz as u32, dst_off as u32, 0];
     rec.dispatch(
         TRANSPOSE,
         &[],
@@ -35,4 +48,45 @@ pub(crate) fn transpose(
         &[src, dst],
         [rows.div_ceil(64) as u32, cols as u32, nz as u32],
     )
+}
+
+const PACK_F16: KernelSpec = KernelSpec {
+    shader: Shader::Transpose,
+    entry: "pack_f16_forward",
+    bindings: &[R, RW],
+};
+
+/// `src [nz, rows, cols]` (its transpose `[nz, cols, rows]` with `transposed`) rounded to f16
+/// and packed two per word into `dst` from f16 element `dst_off` (even), for the recurrent
+/// kernels' half-precision weights.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn pack_f16(
+    rec: &mut Recorder,
+    src: &Tensor,
+    dst: &Tensor,
+    dst_off: usize,
+    transposed: bool,
+    nz: usize,
+    rows: usize,
+    cols: usize,
+) -> Result<()> {
+    let n = nz * rows * cols;
+    if n == 0 {
+        return Ok(());
+    }
+    if dst_off % 2 != 0 || dst_off + n > 2 * dst.numel() {
+        return Err(crate::error::Error::Device(format!(
+            "internal: f16 pack of {n} values at {dst_off} into {} words",
+            dst.numel()
+        )));
+    }
+    check_extent("pack_f16 src", src, n - 1)?;
+    let p = [
+        rows as u32,
+        cols as u32,
+        nz as u32,
+        dst_off as u32,
+        transposed as u32,
+    ];
+    rec.dispatch(PACK_F16, &[], &p, &[src, dst], grid_1d(n.div_ceil(2), 64))
 }

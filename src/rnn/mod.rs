@@ -16,6 +16,7 @@
 
 mod config;
 mod params;
+mod wave;
 
 pub use config::{Mode, RnnConfig, parse_param_name};
 pub(crate) use params::uniform;
@@ -31,14 +32,29 @@ use crate::kernels::step::{
     BackwardBindings, F_BIAS, F_DY, F_LENGTHS, F_TRAIN, ForwardBindings, StepDims, step_backward,
     step_forward,
 };
-use crate::kernels::transpose::transpose;
+use crate::kernels::transpose::{pack_f16, transpose};
 use crate::tensor::{DType, Tensor};
+
+/// How the recurrent kernels of an inference forward read the weights.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WeightStorage {
+    /// As the parameters are (f32).
+    #[default]
+    F32,
+    /// Rounded to f16 (packed two per word, converted on the device each call) with f32
+    /// arithmetic: half the weight traffic of every step. Applies to the recurrent weights of
+    /// inference forwards (W_hh, and W_ih of layers above the first on the wavefront); the
+    /// input-projection GEMM, training forwards and backwards stay f32. Error bounds in
+    /// docs/NUMERICS.md.
+    F16,
+}
 
 /// A stack of recurrent layers with its parameters on the device.
 #[derive(Debug)]
 pub struct Rnn {
     cfg: RnnConfig,
     layers: Vec<LayerParams>,
+    weights: WeightStorage,
 }
 
 /// Optional inputs of a forward call.
@@ -139,7 +155,18 @@ impl Rnn {
         Ok(Rnn {
             layers: params::upload(ctx, params)?,
             cfg,
+            weights: WeightStorage::F32,
         })
+    }
+
+    /// Sets how inference forwards read the recurrent weights (see [`WeightStorage`]).
+    pub fn set_weight_storage(&mut self, w: WeightStorage) {
+        self.weights = w;
+    }
+
+    /// How inference forwards read the recurrent weights.
+    pub fn weight_storage(&self) -> WeightStorage {
+        self.weights
     }
 
     /// A stack with PyTorch's default initialisation from `seed` (see [`RnnParams::init`]).
@@ -345,7 +372,19 @@ impl Rnn {
             hidden: hid,
             dirs: nd,
             flags,
+            f16: !train && self.weights == WeightStorage::F16,
         };
+
+        // Unidirectional inference: the wavefront schedule (or one single-workgroup dispatch).
+        if !train && nd == 1 {
+            let persistent = ctx.use_persistent(batch, hid);
+            if persistent || (nl >= 2 && ctx.wavefront()) {
+                let init = (inp.h0, inp.c0);
+                let out =
+                    self.record_wavefront(rec, input, init, &dims, lengths.as_ref(), persistent)?;
+                return Ok((out, None));
+            }
+        }
 
         let output = empty(ctx, "output", &[t_len, batch, nd * hid])?;
         let h_n = empty(ctx, "h_n", &[nl * nd, batch, hid])?;
@@ -379,24 +418,19 @@ impl Rnn {
         let mut layers = Vec::new();
         for l in 0..nl {
             let lp = &self.layers[l];
-            let ik = cfg.layer_input(l);
-            // The simple kernels read transposed weights so that neighbouring invocations read
+            // The simple kernels read W_hh transposed so that neighbouring invocations read
             // neighbouring words (refreshed every call: optimisers update the parameters in
             // place); the tiled ones stage the weights through workgroup memory instead.
-            let (w_ih_src, w_hh_step) = if simple {
-                let w_ih_t = empty(ctx, "weight_ih transposed", &[nd, ik, gh])?;
+            let w_hh_step = if dims.f16 {
+                let w = empty(ctx, "weight_hh f16", &[(nd * gh * hid).div_ceil(2)])?;
+                pack_f16(rec, &lp.w_hh, &w, 0, simple, nd, gh, hid)?;
+                w
+            } else if simple {
                 let w_hh_t = empty(ctx, "weight_hh transposed", &[nd, hid, gh])?;
-                transpose(rec, &lp.w_ih, &w_ih_t, nd, gh, ik)?;
                 transpose(rec, &lp.w_hh, &w_hh_t, nd, gh, hid)?;
-                (w_ih_t, w_hh_t)
+                w_hh_t
             } else {
-                (lp.w_ih.clone(), lp.w_hh.clone())
-            };
-            // B(k, n) = W_ih[n, k]: read from the transposed copy or as the transpose view.
-            let w_ih_view = if simple {
-                View::rows(&w_ih_src, 0, gh)
-            } else {
-                View::rows(&w_ih_src, 0, ik).t()
+                lp.w_hh.clone()
             };
             if train && l > 0 {
                 xproj = empty(ctx, "xproj", &[nd, t_len, batch, gh])?;
@@ -406,22 +440,7 @@ impl Rnn {
                 }
             }
             // 1. Input projection of every timestep and direction.
-            gemm(
-                rec,
-                Dims {
-                    m: t_len * batch,
-                    n: gh,
-                    k: ik,
-                    z: nd,
-                    nsum: 1,
-                },
-                View::rows(&x, 0, ik),
-                w_ih_view.z(gh * ik),
-                View::rows(&xproj, 0, gh).z(t_len * batch * gh),
-                lp.b_ih.as_ref().map(|b| View::rows(b, 0, gh).z(gh)),
-                false,
-                1.0,
-            )?;
+            self.project_input(rec, l, &x, &xproj, t_len * batch)?;
             // Initial states.
             for d in 0..nd {
                 let slot = if train {
@@ -516,6 +535,50 @@ impl Rnn {
             dropout_seed: inp.dropout_seed,
         });
         Ok((out, st))
+    }
+
+    /// `xproj [D, T, B, G*H] = x [T, B, I_l] W_ih[d]^T + b_ih[d]` for layer `l` over `rows` =
+    /// T*B rows: one GEMM, directions as its batch. The simple kernels read a transposed copy of
+    /// W_ih (neighbouring invocations, neighbouring words), made every call because optimisers
+    /// update the weights in place.
+    fn project_input(
+        &self,
+        rec: &mut Recorder,
+        l: usize,
+        x: &Tensor,
+        xproj: &Tensor,
+        rows: usize,
+    ) -> Result<()> {
+        let ctx = rec.ctx();
+        let cfg = &self.cfg;
+        let (nd, gh, ik) = (cfg.dirs(), cfg.gate_rows(), cfg.layer_input(l));
+        let lp = &self.layers[l];
+        let simple = ctx.variant() == crate::context::KernelVariant::Simple;
+        let w_ih_t;
+        // B(k, n) = W_ih[n, k]: read from the transposed copy or as the transpose view.
+        let w_ih_view = if simple {
+            w_ih_t = empty(ctx, "weight_ih transposed", &[nd, ik, gh])?;
+            transpose(rec, &lp.w_ih, &w_ih_t, nd, gh, ik)?;
+            View::rows(&w_ih_t, 0, gh)
+        } else {
+            View::rows(&lp.w_ih, 0, ik).t()
+        };
+        gemm(
+            rec,
+            Dims {
+                m: rows,
+                n: gh,
+                k: ik,
+                z: nd,
+                nsum: 1,
+            },
+            View::rows(x, 0, ik),
+            w_ih_view.z(gh * ik),
+            View::rows(xproj, 0, gh).z(rows * gh),
+            lp.b_ih.as_ref().map(|b| View::rows(b, 0, gh).z(gh)),
+            false,
+            1.0,
+        )
     }
 
     /// Backward from a training forward's `state` and upstream gradients. When `accumulate` is
@@ -668,6 +731,7 @@ impl Rnn {
                 hidden: hid,
                 dirs: nd,
                 flags,
+                f16: false,
             };
             let bind = BackwardBindings {
                 w_hh: &lp.w_hh,

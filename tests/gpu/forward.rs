@@ -144,11 +144,21 @@ pub fn run_forward_case(c: &Case, seed: u64, tol: f64) -> f64 {
 /// Runs one case on `ctx` and returns the worst relative error over its output tensors.
 pub fn run_forward_case_on(ctx: &wgrnn::Context, c: &Case, seed: u64, tol: f64) -> f64 {
     let f = Fixture::new(ctx, c, seed, 0.0);
+    compare_forward(ctx, c, &f, &f.params, seed, tol)
+}
+
+/// The GPU inference forward of `f` against the reference forward with `params` (the fixture's
+/// own, or a variant of them); returns the worst relative error over the output tensors.
+pub fn compare_forward(
+    ctx: &wgrnn::Context,
+    c: &Case,
+    f: &Fixture,
+    params: &RnnParams,
+    seed: u64,
+    tol: f64,
+) -> f64 {
     let out = f.rnn.forward(ctx, &f.xt, &f.inputs(0)).unwrap();
-    let rf = rnn_forward(
-        &RefParams::from_params(&f.params),
-        &f.reference(c, false, 0),
-    );
+    let rf = rnn_forward(&RefParams::from_params(params), &f.reference(c, false, 0));
     let what = c.label(ctx);
     let mut worst = assert_close(
         &format!("{what} output"),

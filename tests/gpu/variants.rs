@@ -1,13 +1,18 @@
 //! Both kernel variants on this adapter, whichever the context would pick by itself: the tiled
 //! kernels (workgroup-memory tiles, chosen on GPUs) and the simple ones (chosen on CPU drivers),
-//! over the matrix, the edge sizes and batches that select every tile height (RM = 1, 2, 4).
+//! over the matrix, the edge sizes and batches that select every tile height (RM = 1, 2, 4);
+//! and every schedule of an inference forward: wavefront over layers (the default), one
+//! dispatch per layer and step, one single-workgroup dispatch.
 
 use std::sync::OnceLock;
 
 use crate::backward::run_backward_case_on;
 use crate::common::gpu;
-use crate::forward::{Case, MODES, edge_cases, matrix, run_forward_case_on};
-use wgrnn::{Context, KernelVariant};
+use crate::forward::{
+    Case, Fixture, MODES, compare_forward, edge_cases, matrix, run_forward_case_on,
+};
+use wgrnn::{Context, ForwardInputs, KernelVariant, Mode, Persistent, Recorder, Rnn, RnnConfig};
+use wgrnn::{RnnOutput, RnnParams, Tensor, WeightStorage, rnn::parse_param_name};
 
 /// Same bounds as the default-variant tests (docs/NUMERICS.md).
 const TOL: f64 = 1e-4;
@@ -25,6 +30,9 @@ fn ctx_for(v: KernelVariant) -> Option<&'static Context> {
         let c = Context::with_variant(v).expect("second context on the same adapter");
         // Tile heights then follow the batch alone, so every RM is exercised at small sizes.
         c.set_target_workgroups(1);
+        // The wavefront whatever the adapter's default (per_layer_schedule_* tests the other).
+        c.set_wavefront(true);
+        c.set_persistent(Persistent::Never);
         c
     }))
 }
@@ -118,4 +126,208 @@ fn split_k_weight_gradients_match_reference() {
         };
         run_backward_case_on(ctx, &c, 4000 + i as u64, 0.0, TOL);
     }
+}
+
+/// A context of its own for a schedule setting (the shared ones keep their defaults).
+fn schedule_ctx(
+    cell: &'static OnceLock<Context>,
+    v: KernelVariant,
+    set: impl FnOnce(&Context),
+) -> Option<&'static Context> {
+    gpu()?;
+    Some(cell.get_or_init(|| {
+        let c = Context::with_variant(v).expect("context");
+        c.set_target_workgroups(1);
+        set(&c);
+        c
+    }))
+}
+
+fn forward_all(ctx: &Context, seed: u64) {
+    let cases: Vec<Case> = matrix()
+        .into_iter()
+        .chain(edge_cases())
+        .chain(tile_cases())
+        .collect();
+    for (i, c) in cases.iter().enumerate() {
+        run_forward_case_on(ctx, c, seed + i as u64, TOL);
+    }
+}
+
+/// With the wavefront off, unidirectional stacks run one dispatch per layer and step.
+#[test]
+fn per_layer_schedule_matches_reference() {
+    static TILED: OnceLock<Context> = OnceLock::new();
+    static SIMPLE: OnceLock<Context> = OnceLock::new();
+    for (cell, v) in [
+        (&TILED, KernelVariant::Tiled),
+        (&SIMPLE, KernelVariant::Simple),
+    ] {
+        let Some(ctx) = schedule_ctx(cell, v, |c| {
+            c.set_wavefront(false);
+            c.set_persistent(Persistent::Never)
+        }) else {
+            return;
+        };
+        forward_all(ctx, 5000);
+    }
+}
+
+/// Every unidirectional inference forward as one single-workgroup `seq_forward` dispatch,
+/// including batch x hidden far above the workgroup's 256 invocations.
+#[test]
+fn single_workgroup_schedule_matches_reference() {
+    static CTX: OnceLock<Context> = OnceLock::new();
+    let Some(ctx) = schedule_ctx(&CTX, KernelVariant::Tiled, |c| {
+        c.set_persistent(Persistent::Always)
+    }) else {
+        return;
+    };
+    forward_all(ctx, 6000);
+}
+
+/// Records an inference forward of `cfg` over T x B and returns its dispatch count.
+fn dispatches(ctx: &Context, cfg: &RnnConfig, t: usize, b: usize) -> usize {
+    let rnn = Rnn::random(ctx, cfg, 1).unwrap();
+    let x = Tensor::zeros(ctx, "input", &[t, b, cfg.input_size]).unwrap();
+    let mut rec = Recorder::new(ctx);
+    let _: (RnnOutput, _) = rnn
+        .record_forward(&mut rec, &x, &ForwardInputs::default(), false)
+        .unwrap();
+    rec.dispatch_count()
+}
+
+/// The dispatch budget of the performance issue: a 2-layer unidirectional LSTM over T = 100
+/// in at most T + 2L + 4 dispatches per inference call, on either kernel variant; a single
+/// dispatch for the recurrence when the single-workgroup kernel is chosen.
+#[test]
+fn wavefront_meets_the_dispatch_budget() {
+    static ONE: OnceLock<Context> = OnceLock::new();
+    let (t, l) = (100, 2);
+    let cfg = RnnConfig::new(Mode::Lstm, 24, 16).layers(l);
+    for v in [KernelVariant::Tiled, KernelVariant::Simple] {
+        let Some(ctx) = ctx_for(v) else { return };
+        let n = dispatches(ctx, &cfg, t, 3);
+        assert!(n <= t + 2 * l + 4, "{v:?}: {n} dispatches");
+    }
+    let Some(ctx) = schedule_ctx(&ONE, KernelVariant::Tiled, |c| {
+        c.set_persistent(Persistent::Always)
+    }) else {
+        return;
+    };
+    // GEMM (layer 0), W_hh and W_ih transposes into the pack (3), seq_forward.
+    assert_eq!(dispatches(ctx, &cfg, t, 3), 5);
+}
+
+/// f16 weights against the reference run with the same weights rounded to f16 (to nearest,
+/// ties to even): the kernels' arithmetic stays f32, so only the rounding direction may differ.
+/// WGSL lets pack2x16float round either way; one f16 ulp (2^-11 relative) per weight then moves
+/// outputs by up to ~5e-4 at these sizes, hence 1e-3. Measured on lavapipe (rounding to
+/// nearest): see docs/NUMERICS.md.
+const F16_TOL: f64 = 1e-3;
+
+/// `x` rounded to the nearest f16 value (ties to even), for weights well inside f16's range.
+fn round_f16(x: f32) -> f32 {
+    let x = x as f64;
+    if x == 0.0 {
+        return 0.0;
+    }
+    // Spacing of f16 values around x: 2^(e - 10), e the binade (subnormals: 2^-24).
+    let e = x.abs().log2().floor().max(-14.0);
+    let q = (e - 10.0).exp2();
+    ((x / q).round_ties_even() * q) as f32
+}
+
+/// The parameters an f16 inference forward reads in f16, rounded: every W_hh, and W_ih of the
+/// layers above the first when the forward runs on the wavefront (whose steps compute those
+/// input products); the other parameters unchanged.
+fn rounded(params: &RnnParams, wave: bool) -> RnnParams {
+    let mut p = params.clone();
+    for name in params.config().param_names() {
+        let Some((kind, layer, _)) = parse_param_name(&name) else {
+            continue;
+        };
+        if kind == 1 || (kind == 0 && layer > 0 && wave) {
+            for v in p.get_mut(&name).unwrap().data.iter_mut() {
+                *v = round_f16(*v);
+            }
+        }
+    }
+    p
+}
+
+/// Contexts for every schedule an f16 inference forward can take: wavefront (tiled and simple
+/// variants), single workgroup, per layer.
+fn f16_contexts() -> Vec<&'static Context> {
+    static PERSIST: OnceLock<Context> = OnceLock::new();
+    static PER_LAYER: OnceLock<Context> = OnceLock::new();
+    let one = schedule_ctx(&PERSIST, KernelVariant::Tiled, |c| {
+        c.set_persistent(Persistent::Always)
+    });
+    let per_layer = schedule_ctx(&PER_LAYER, KernelVariant::Simple, |c| {
+        c.set_wavefront(false);
+        c.set_persistent(Persistent::Never)
+    });
+    [
+        ctx_for(KernelVariant::Tiled),
+        ctx_for(KernelVariant::Simple),
+        one,
+        per_layer,
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// Runs `c` with f16 weights on `ctx`; returns the worst relative errors against the reference
+/// on the rounded weights (checked against `tol`) and on the unrounded ones (not checked).
+fn f16_case(ctx: &Context, c: &Case, seed: u64, tol: f64) -> (f64, f64) {
+    let mut f = Fixture::new(ctx, c, seed, 0.0);
+    f.rnn.set_weight_storage(WeightStorage::F16);
+    let wave =
+        !c.bidir && (ctx.use_persistent(c.batch, c.hidden) || (c.layers >= 2 && ctx.wavefront()));
+    let e = compare_forward(ctx, c, &f, &rounded(&f.params, wave), seed, tol);
+    (
+        e,
+        compare_forward(ctx, c, &f, &f.params, seed, f64::INFINITY),
+    )
+}
+
+fn f16_cases() -> Vec<Case> {
+    matrix()
+        .into_iter()
+        .filter(|c| c.ragged == c.init)
+        .chain(tile_cases())
+        .collect()
+}
+
+/// Inference with f16 weights on every schedule.
+#[test]
+fn f16_weights_match_reference_on_rounded_weights() {
+    for ctx in f16_contexts() {
+        for (i, c) in f16_cases().iter().enumerate() {
+            f16_case(ctx, c, 7000 + i as u64, F16_TOL);
+        }
+    }
+}
+
+/// Prints the worst relative errors of f16 inference over 5 seeds (run with --ignored
+/// --nocapture): against the rounded weights (the bound F16_TOL checks) and against the f32
+/// weights (what a user of WeightStorage::F16 gives up), for docs/NUMERICS.md.
+#[test]
+#[ignore]
+fn measure_f16_error() {
+    let (mut rounded_worst, mut f32_worst) = (0.0f64, 0.0f64);
+    for ctx in f16_contexts() {
+        for seed in 0..5u64 {
+            for (i, c) in f16_cases().iter().enumerate() {
+                let (a, b) = f16_case(ctx, c, seed * 1000 + i as u64, f64::INFINITY);
+                rounded_worst = rounded_worst.max(a);
+                f32_worst = f32_worst.max(b);
+            }
+        }
+    }
+    println!(
+        "f16 weights: worst relative error {rounded_worst:.3e} against the reference on f16-rounded weights, {f32_worst:.3e} against the f32 weights"
+    );
 }
