@@ -11,7 +11,9 @@ use crate::context::Context;
 use crate::encoder::Recorder;
 use crate::error::{Error, Result};
 use crate::reference::rnn::{RefInputs, RefParams, rnn_backward, rnn_forward};
-use crate::rnn::{ForwardInputs, Mode, Rnn, RnnConfig, RnnParams, Upstream};
+use crate::rnn::{
+    ForwardInputs, Mode, Rnn, RnnConfig, RnnParams, Schedule, Upstream, WeightStorage,
+};
 use crate::tensor::Tensor;
 
 /// What is timed.
@@ -312,6 +314,8 @@ pub struct BenchOptions {
     pub warmup: usize,
     /// Timed runs.
     pub reps: usize,
+    /// How inference forwards read the recurrent weights.
+    pub weights: WeightStorage,
 }
 
 /// Median and spread of one quantity, milliseconds.
@@ -362,6 +366,8 @@ pub struct BenchResult {
     pub submits: usize,
     /// Timed runs.
     pub reps: usize,
+    /// The schedule the forward took.
+    pub schedule: Schedule,
 }
 
 impl BenchResult {
@@ -405,7 +411,8 @@ pub fn run_bench(
     opts: BenchOptions,
 ) -> Result<BenchResult> {
     let cfg = shape.config();
-    let rnn = Rnn::random(ctx, &cfg, 1)?;
+    let mut rnn = Rnn::random(ctx, &cfg, 1)?;
+    rnn.set_weight_storage(opts.weights);
     let (t, b) = (shape.seq, shape.batch);
     let x = Tensor::from_f32(
         ctx,
@@ -475,6 +482,7 @@ pub fn run_bench(
         dispatches,
         submits: 1,
         reps: opts.reps,
+        schedule: rnn.schedule(ctx, b, pass != Pass::Inference),
     })
 }
 
@@ -502,6 +510,7 @@ pub fn timed_runs(
     let opts = BenchOptions {
         warmup: 0,
         reps: iters.max(1) as usize,
+        weights: WeightStorage::F32,
     };
     let r = run_bench(ctx, shape, pass, opts)?;
     Ok(std::time::Duration::from_secs_f64(
@@ -510,14 +519,21 @@ pub fn timed_runs(
 }
 
 /// Compares the GPU with the CPU reference for `shape` at a reduced T (at most `max_seq`):
-/// outputs for inference/forward, also every gradient for backward/train. Returns the worst
-/// relative error over the tensors.
-pub fn check_shape(ctx: &Context, shape: &Shape, pass: Pass, max_seq: usize) -> Result<f64> {
+/// outputs for inference/forward, also every gradient for backward/train, with `weights` for
+/// inference. Returns the worst relative error over the tensors.
+pub fn check_shape(
+    ctx: &Context,
+    shape: &Shape,
+    pass: Pass,
+    max_seq: usize,
+    weights: WeightStorage,
+) -> Result<f64> {
     let cfg = shape.config();
     let t = shape.seq.min(max_seq).max(1);
     let b = shape.batch;
     let params = RnnParams::init(&cfg, 5)?;
-    let rnn = Rnn::new(ctx, &params)?;
+    let mut rnn = Rnn::new(ctx, &params)?;
+    rnn.set_weight_storage(weights);
     let xv = bench_data(6, t * b * shape.input);
     let out_w = cfg.dirs() * cfg.hidden_size;
     let dyv = bench_data(7, t * b * out_w);

@@ -35,6 +35,6 @@ pub use encoder::{Recorder, Submitted};
 pub use error::{Error, Result};
 pub use rnn::{
     ForwardInputs, ForwardState, HostTensor, LayerParams, Mode, ParamView, Rnn, RnnConfig,
-    RnnGrads, RnnOutput, RnnParams, RnnState, Upstream, WeightStorage,
+    RnnGrads, RnnOutput, RnnParams, RnnState, Schedule, Upstream, WeightStorage,
 };
 pub use tensor::{DType, Tensor};

@@ -15,7 +15,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use wgrnn::bench::rel_err;
 use wgrnn::interop::{Backend, run_files};
 use wgrnn::reference::rnn::{RefInputs, RefParams, rnn_forward};
-use wgrnn::{Context, Error, ForwardInputs, Mode, Recorder, Rnn, RnnConfig, RnnParams, Tensor};
+use wgrnn::{
+    Context, Error, ForwardInputs, Mode, Recorder, Rnn, RnnConfig, RnnParams, Tensor, WeightStorage,
+};
 
 #[derive(Parser)]
 #[command(
@@ -65,6 +67,14 @@ impl ShapeArgs {
         }
         Ok(cfg)
     }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum WeightsArg {
+    /// The parameters as they are.
+    F32,
+    /// Recurrent weights of inference forwards rounded to f16 (f32 arithmetic).
+    F16,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -120,6 +130,9 @@ enum Cmd {
         /// Run only these labels of the suite (comma-separated, e.g. S1,S3).
         #[arg(long, requires = "suite")]
         only: Option<String>,
+        /// Storage of the recurrent weights in inference passes (f16: WeightStorage::F16).
+        #[arg(long, value_enum, default_value_t = WeightsArg::F32)]
+        weights: WeightsArg,
     },
     /// Run PyTorch-compatible weights on an input file; write outputs (and gradients when the
     /// input file holds grad_output / grad_h_n / grad_c_n).
@@ -195,11 +208,16 @@ fn main() -> ExitCode {
             quick,
             list,
             only,
+            weights,
         } => {
             let sel = BenchSelect {
                 suite: suite.as_deref(),
                 only: only.as_deref(),
                 list,
+                weights: match weights {
+                    WeightsArg::F32 => WeightStorage::F32,
+                    WeightsArg::F16 => WeightStorage::F16,
+                },
             };
             cmd_bench(
                 &shape,
@@ -338,14 +356,25 @@ fn cmd_forward(shape: &ShapeArgs, reps: usize, check: bool, seed: u64) -> Result
 
 /// Relative error tolerated by `bench --check` (the conformance tests' bound; docs/NUMERICS.md).
 const CHECK_TOL: f64 = 1e-4;
+/// The same with f16 weights, against the f32 reference: f16 rounding (2^-11 relative per
+/// weight) measured at up to 4.8e-4 on the conformance cases (docs/NUMERICS.md).
+const CHECK_TOL_F16: f64 = 2e-3;
 /// Reference FLOPs `bench --check` may spend per shape: it shortens T to stay under this.
 const CHECK_BUDGET_FLOPS: f64 = 4e9;
 
-/// Which shapes `bench` runs.
+fn weights_name(w: WeightStorage) -> &'static str {
+    match w {
+        WeightStorage::F32 => "f32",
+        WeightStorage::F16 => "f16",
+    }
+}
+
+/// Which shapes `bench` runs, and how.
 struct BenchSelect<'a> {
     suite: Option<&'a str>,
     only: Option<&'a str>,
     list: bool,
+    weights: WeightStorage,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -410,10 +439,11 @@ fn cmd_bench(
     if reps == 0 {
         return Err(Error::config("--reps must be at least 1"));
     }
-    let opts = if quick {
-        BenchOptions { warmup: 1, reps: 3 }
-    } else {
-        BenchOptions { warmup, reps }
+    let (warmup, reps) = if quick { (1, 3) } else { (warmup, reps) };
+    let opts = BenchOptions {
+        warmup,
+        reps,
+        weights: sel.weights,
     };
     let ctx = Context::new()?;
     let adapter = ctx.adapter_name().to_string();
@@ -431,7 +461,7 @@ fn cmd_bench(
             println!("quick: 1 warm-up, 3 runs, T capped at 64");
         }
         println!(
-            "{:<18} {:<9} {:>5} {:>5} {:>4} {:>5} {:>2} {:>2} {:<9} {:>10} {:>10} {:>10} {:>8} {:>6}",
+            "{:<18} {:<9} {:>5} {:>5} {:>4} {:>5} {:>2} {:>2} {:<9} {:>10} {:>10} {:>10} {:>8} {:>6} schedule",
             "shape",
             "mode",
             "I",
@@ -457,10 +487,14 @@ fn cmd_bench(
             if check {
                 let per_step = run_shape.forward_flops() / run_shape.seq as f64 * p.flop_factor();
                 let max_seq = ((CHECK_BUDGET_FLOPS / per_step) as usize).clamp(1, 8);
-                let err = check_shape(&ctx, &run_shape, p, max_seq)?;
-                if err.is_nan() || err > CHECK_TOL {
+                let err = check_shape(&ctx, &run_shape, p, max_seq, sel.weights)?;
+                let tol = match (sel.weights, p) {
+                    (WeightStorage::F16, Pass::Inference) => CHECK_TOL_F16,
+                    _ => CHECK_TOL,
+                };
+                if err.is_nan() || err > tol {
                     eprintln!(
-                        "wgrnn: check failed for {} {} pass {}: relative error {err:.3e} > {CHECK_TOL:.0e} against the CPU reference",
+                        "wgrnn: check failed for {} {} pass {}: relative error {err:.3e} > {tol:.0e} against the CPU reference",
                         s.label,
                         s.mode_name(),
                         p.name()
@@ -493,7 +527,7 @@ fn cmd_bench(
             if json {
                 let num = |v: Option<f64>| v.map_or("null".to_string(), |x| format!("{x:.6}"));
                 println!(
-                    "{{\"label\":\"{}\",\"mode\":\"{}\",\"input\":{},\"hidden\":{},\"batch\":{},\"seq\":{},\"seq_requested\":{},\"layers\":{},\"bidirectional\":{},\"pass\":\"{}\",\"gpu_ms\":{},\"gpu_ms_min\":{},\"gpu_ms_max\":{},\"wall_ms\":{:.6},\"wall_ms_min\":{:.6},\"wall_ms_max\":{:.6},\"us_per_step\":{:.6},\"tflops\":{:.6},\"time_source\":\"{}\",\"dispatches\":{},\"submits\":{},\"reps\":{},\"quick\":{},\"adapter\":\"{}\",\"backend\":\"{}\"}}",
+                    "{{\"label\":\"{}\",\"mode\":\"{}\",\"input\":{},\"hidden\":{},\"batch\":{},\"seq\":{},\"seq_requested\":{},\"layers\":{},\"bidirectional\":{},\"pass\":\"{}\",\"gpu_ms\":{},\"gpu_ms_min\":{},\"gpu_ms_max\":{},\"wall_ms\":{:.6},\"wall_ms_min\":{:.6},\"wall_ms_max\":{:.6},\"us_per_step\":{:.6},\"tflops\":{:.6},\"time_source\":\"{}\",\"dispatches\":{},\"submits\":{},\"reps\":{},\"quick\":{},\"schedule\":\"{}\",\"weights\":\"{}\",\"adapter\":\"{}\",\"backend\":\"{}\"}}",
                     r.shape.label,
                     r.shape.mode_name(),
                     r.shape.input,
@@ -517,12 +551,14 @@ fn cmd_bench(
                     r.submits,
                     r.reps,
                     quick,
+                    r.schedule.name(),
+                    weights_name(sel.weights),
                     adapter.replace('"', "'"),
                     backend
                 );
             } else {
                 println!(
-                    "{:<18} {:<9} {:>5} {:>5} {:>4} {:>5} {:>2} {:>2} {:<9} {:>10} {:>10.3} {:>10.2} {:>8.3} {:>6}",
+                    "{:<18} {:<9} {:>5} {:>5} {:>4} {:>5} {:>2} {:>2} {:<9} {:>10} {:>10.3} {:>10.2} {:>8.3} {:>6} {}{}",
                     r.shape.label,
                     r.shape.mode_name(),
                     r.shape.input,
@@ -536,7 +572,13 @@ fn cmd_bench(
                     r.wall.median,
                     r.us_per_step(),
                     r.tflops(),
-                    r.dispatches
+                    r.dispatches,
+                    r.schedule.name(),
+                    if sel.weights == WeightStorage::F16 && p == Pass::Inference {
+                        ", f16 weights"
+                    } else {
+                        ""
+                    }
                 );
             }
             ctx.trim_pool();

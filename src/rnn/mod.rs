@@ -49,6 +49,29 @@ pub enum WeightStorage {
     F16,
 }
 
+/// How a forward call is scheduled over layers and timesteps (see ARCHITECTURE.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Schedule {
+    /// Layer by layer: one input GEMM and T step dispatches per layer (training forwards,
+    /// bidirectional stacks, single layers).
+    PerLayer,
+    /// Unidirectional inference on a wavefront over layers: T + L - 1 step dispatches.
+    Wavefront,
+    /// Unidirectional inference as one single-workgroup dispatch.
+    SingleWorkgroup,
+}
+
+impl Schedule {
+    /// `per-layer`, `wavefront` or `single-workgroup`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Schedule::PerLayer => "per-layer",
+            Schedule::Wavefront => "wavefront",
+            Schedule::SingleWorkgroup => "single-workgroup",
+        }
+    }
+}
+
 /// A stack of recurrent layers with its parameters on the device.
 #[derive(Debug)]
 pub struct Rnn {
@@ -167,6 +190,20 @@ impl Rnn {
     /// How inference forwards read the recurrent weights.
     pub fn weight_storage(&self) -> WeightStorage {
         self.weights
+    }
+
+    /// The schedule a forward over `batch` rows takes on `ctx` (`train`: a training forward).
+    pub fn schedule(&self, ctx: &Context, batch: usize, train: bool) -> Schedule {
+        let cfg = &self.cfg;
+        if train || cfg.bidirectional {
+            Schedule::PerLayer
+        } else if ctx.use_persistent(batch, cfg.hidden_size) {
+            Schedule::SingleWorkgroup
+        } else if cfg.num_layers >= 2 && ctx.wavefront() {
+            Schedule::Wavefront
+        } else {
+            Schedule::PerLayer
+        }
     }
 
     /// A stack with PyTorch's default initialisation from `seed` (see [`RnnParams::init`]).
@@ -376,14 +413,13 @@ impl Rnn {
         };
 
         // Unidirectional inference: the wavefront schedule (or one single-workgroup dispatch).
-        if !train && nd == 1 {
-            let persistent = ctx.use_persistent(batch, hid);
-            if persistent || (nl >= 2 && ctx.wavefront()) {
-                let init = (inp.h0, inp.c0);
-                let out =
-                    self.record_wavefront(rec, input, init, &dims, lengths.as_ref(), persistent)?;
-                return Ok((out, None));
-            }
+        let schedule = self.schedule(ctx, batch, train);
+        if schedule != Schedule::PerLayer {
+            let persistent = schedule == Schedule::SingleWorkgroup;
+            let init = (inp.h0, inp.c0);
+            let out =
+                self.record_wavefront(rec, input, init, &dims, lengths.as_ref(), persistent)?;
+            return Ok((out, None));
         }
 
         let output = empty(ctx, "output", &[t_len, batch, nd * hid])?;

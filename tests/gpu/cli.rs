@@ -62,6 +62,43 @@ fn bench_smoke_json() {
     assert!(lines.iter().any(|l| l.contains("\"pass\":\"train\"")));
 }
 
+/// Every schedule and the f16 weights through the command line, checked against the reference;
+/// the JSON says which ran.
+#[test]
+fn bench_schedules_and_f16_weights() {
+    if gpu().is_none() {
+        return;
+    }
+    let shape = [
+        "bench", "--layers", "2", "--input", "9", "--hidden", "11", "--batch", "3", "--seq", "6",
+        "--reps", "1", "--warmup", "0", "--json", "--check",
+    ];
+    for (wavefront, persistent, weights, schedule) in [
+        ("1", "never", "f32", "wavefront"),
+        ("0", "never", "f16", "per-layer"),
+        ("1", "always", "f16", "single-workgroup"),
+    ] {
+        let env = (wavefront, persistent);
+        let out = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
+            .args(shape)
+            .args(["--weights", weights])
+            .env("WGRNN_WAVEFRONT", wavefront)
+            .env("WGRNN_PERSISTENT", persistent)
+            .output()
+            .unwrap();
+        let (o, e) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(out.status.success(), "{env:?} {weights}: {e}");
+        assert!(
+            o.contains(&format!("\"schedule\":\"{schedule}\"")),
+            "{env:?}: {o}"
+        );
+        assert!(o.contains(&format!("\"weights\":\"{weights}\"")), "{o}");
+    }
+}
+
 #[test]
 fn bench_list_needs_no_gpu() {
     let (code, out, err) = wgrnn(&["bench", "--suite", "deepbench-train", "--list"]);
