@@ -11,6 +11,8 @@
 //!                  product h^{l-1}_t W_ih^T here instead of in a GEMM (see "Wavefront")
 //!   seq_forward    the whole wavefront of a stack in one single-workgroup dispatch (small
 //!                  batch x hidden), a storage barrier between wavefront steps
+//!   *_tiled        GPU versions: the products as tile GEMMs through workgroup memory
+//!   *_gemv         GPU versions for B <= 4: one workgroup per unit, lanes split the products
 //!
 //! Each invocation owns one hidden unit j for four batch elements (b0..b0+3): it reads each
 //! recurrent weight once per four batch rows, and neighbouring invocations own neighbouring
@@ -638,4 +640,85 @@ fn wave_finish_tile(l: u32, s: u32, b: u32, j: u32, xa: vec4<f32>, ha: vec4<f32>
       wave_finish(l, s, b, j + q, x, h);
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Narrow batches (B <= 4) on GPUs: the recurrent product is a matrix-vector product, and a tile
+// of 16+ rows would leave most of its lanes idle. One 64-lane workgroup per hidden unit j (and
+// direction, or layer on the wavefront): lane i takes k = i, i+64, ... of every gate's row of W
+// (as stored, so neighbouring lanes read neighbouring words) for all rows at once, and the 64
+// partial sums are combined in workgroup memory in a fixed tree order. Lane b < B finishes row
+// b. The grid has H workgroups per direction: enough to fill a GPU where the tiled kernel had
+// H/16.
+
+const LANES: u32 = 64u;
+var<workgroup> red: array<vec4<f32>, 256>;   // [LANES, 4 gates]: batch rows in the components
+
+// The partial products of one lane: gate g in field g, batch row q in component q.
+fn gemv_lane(a0: u32, w0: u32, j: u32, lane: u32) -> Acc {
+  let H = p.hidden;
+  let hb = vec4<u32>(a0 + clamp_b(0u) * H, a0 + clamp_b(1u) * H, a0 + clamp_b(2u) * H,
+                     a0 + clamp_b(3u) * H);
+  var s0 = vec4<f32>(0.0);
+  var s1 = vec4<f32>(0.0);
+  var s2 = vec4<f32>(0.0);
+  var s3 = vec4<f32>(0.0);
+  for (var k = lane; k < H; k += LANES) {
+    let hv = vec4<f32>(hs[hb.x + k], hs[hb.y + k], hs[hb.z + k], hs[hb.w + k]);
+    s0 = fma(vec4<f32>(weight(w0 + j * H + k)), hv, s0);
+    if (G > 1u) { s1 = fma(vec4<f32>(weight(w0 + (H + j) * H + k)), hv, s1); }
+    if (G > 2u) { s2 = fma(vec4<f32>(weight(w0 + (2u * H + j) * H + k)), hv, s2); }
+    if (G > 3u) { s3 = fma(vec4<f32>(weight(w0 + (3u * H + j) * H + k)), hv, s3); }
+  }
+  return Acc(s0, s1, s2, s3);
+}
+
+// Sum of `a` over the workgroup's lanes, returned to every lane. Called in uniform control flow.
+fn lane_sum(a: Acc, lane: u32) -> Acc {
+  workgroupBarrier();   // earlier readers of `red` are done
+  red[lane * 4u] = a.r0;
+  red[lane * 4u + 1u] = a.r1;
+  red[lane * 4u + 2u] = a.r2;
+  red[lane * 4u + 3u] = a.r3;
+  workgroupBarrier();
+  for (var st = LANES / 2u; st > 0u; st >>= 1u) {
+    if (lane < st) {
+      for (var g = 0u; g < 4u; g++) { red[lane * 4u + g] += red[(lane + st) * 4u + g]; }
+    }
+    workgroupBarrier();
+  }
+  return Acc(red[0], red[1], red[2], red[3]);
+}
+
+// Gate g's value for batch row q of a lane-summed product.
+fn gate_row(a: Acc, q: u32) -> array<f32, 4> {
+  return array<f32, 4>(a.r0[q], a.r1[q], a.r2[q], a.r3[q]);
+}
+
+// One timestep of one layer for B <= 4: workgroup (j, 0, d).
+@compute @workgroup_size(64)
+fn step_forward_gemv(@builtin(local_invocation_index) lane: u32,
+                     @builtin(workgroup_id) wid: vec3<u32>) {
+  let H = p.hidden;
+  let d = wid.z;
+  let s = p.iter;
+  let t = time_of(d, s);
+  let j = wid.x;
+  let h = lane_sum(gemv_lane(state_at(d, t, s, 0u, 0u, false), d * G * H * H, j, lane), lane);
+  if (lane < p.batch) { finish_forward(d, t, s, lane, j, gate_row(h, lane)); }
+}
+
+// One wavefront step for B <= 4: workgroup (j, 0, active layer).
+@compute @workgroup_size(64)
+fn wave_forward_gemv(@builtin(local_invocation_index) lane: u32,
+                     @builtin(workgroup_id) wid: vec3<u32>) {
+  let l = wave_lo(p.iter) + wid.z;
+  let s = p.iter - l;
+  let j = wid.x;
+  let h = lane_sum(gemv_lane(wave_state(l, s), wave_w(l, false), j, lane), lane);
+  var x = Acc(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+  if (l > 0u) {
+    x = lane_sum(gemv_lane(wave_state(l - 1u, s + 1u), wave_w(l, true), j, lane), lane);
+  }
+  if (lane < p.batch) { wave_finish(l, s, lane, j, gate_row(x, lane), gate_row(h, lane)); }
 }

@@ -55,6 +55,7 @@ pub struct Context {
     pub(crate) uncaptured: Arc<Mutex<Vec<String>>>,
     target_groups: std::sync::atomic::AtomicUsize,
     wavefront: std::sync::atomic::AtomicBool,
+    narrow_batch: std::sync::atomic::AtomicUsize,
     persistent: Mutex<Persistent>,
 }
 
@@ -190,6 +191,13 @@ impl Context {
             Ok("never") => Persistent::Never,
             _ => Persistent::Auto,
         };
+        // Batches up to this size run the tiled variant's forward steps as matrix-vector
+        // products (`*_gemv`); `WGRNN_NARROW_BATCH=0` turns that off.
+        let narrow_batch = std::env::var("WGRNN_NARROW_BATCH")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(4usize)
+            .min(4);
         let target = match info.device_type {
             wgpu::DeviceType::DiscreteGpu => 132,
             _ => 16,
@@ -208,6 +216,7 @@ impl Context {
             uncaptured,
             target_groups: target.into(),
             wavefront: wavefront.into(),
+            narrow_batch: narrow_batch.into(),
             persistent: Mutex::new(persistent),
         })
     }
@@ -285,6 +294,19 @@ impl Context {
     pub fn set_wavefront(&self, on: bool) {
         self.wavefront
             .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The largest batch whose forward steps the tiled variant runs as matrix-vector products
+    /// (one workgroup per hidden unit, lanes splitting the products): 4 unless
+    /// `WGRNN_NARROW_BATCH` (0..=4) says otherwise.
+    pub fn narrow_batch(&self) -> usize {
+        self.narrow_batch.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sets [`narrow_batch`](Self::narrow_batch) (at most 4; 0 turns the kernels off).
+    pub fn set_narrow_batch(&self, b: usize) {
+        self.narrow_batch
+            .store(b.min(4), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The single-workgroup policy (see [`Persistent`]).

@@ -81,7 +81,51 @@ pub(crate) struct StepDims {
     pub f16: bool,
 }
 
+/// Which implementation runs a forward step.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Impl {
+    /// One unit for four rows per invocation (CPU adapters).
+    Simple,
+    /// Tile GEMM through workgroup memory.
+    Tiled,
+    /// One workgroup per unit, lanes splitting the products (GPUs, B <= `narrow_batch`).
+    Gemv,
+}
+
 impl StepDims {
+    /// The forward kernel of a `step_forward` (`wave = false`) or `wave_forward` dispatch with
+    /// `z` workgroups in z (directions, or active layers): entry point, constants, grid.
+    fn forward_kernel(
+        &self,
+        rec: &Recorder,
+        wave: bool,
+        z: usize,
+    ) -> (&'static str, Constants, [u32; 3]) {
+        let ctx = rec.ctx();
+        let imp = match ctx.variant() {
+            KernelVariant::Simple => Impl::Simple,
+            KernelVariant::Tiled if self.batch <= ctx.narrow_batch() => Impl::Gemv,
+            KernelVariant::Tiled => Impl::Tiled,
+        };
+        let entry = match (wave, imp) {
+            (false, Impl::Simple) => "step_forward",
+            (false, Impl::Tiled) => "step_forward_tiled",
+            (false, Impl::Gemv) => "step_forward_gemv",
+            (true, Impl::Simple) => "wave_forward",
+            (true, Impl::Tiled) => "wave_forward_tiled",
+            (true, Impl::Gemv) => "wave_forward_gemv",
+        };
+        let (consts, g) = match imp {
+            Impl::Simple => (self.fwd_constants(), self.groups()),
+            Impl::Gemv => (self.fwd_constants(), [self.hidden as u32, 1, 1]),
+            Impl::Tiled => match self.tiled(rec, false) {
+                Some(t) => t,
+                None => (self.fwd_constants(), self.groups()),
+            },
+        };
+        (entry, consts, [g[0], g[1], z as u32])
+    }
+
     fn tiled(&self, rec: &Recorder, backward: bool) -> Option<(Constants, [u32; 3])> {
         let ctx = rec.ctx();
         if ctx.variant() != KernelVariant::Tiled {
@@ -152,10 +196,7 @@ pub(crate) fn step_forward(
     s: usize,
     t: &ForwardBindings,
 ) -> Result<()> {
-    let (entry, consts, groups) = match dims.tiled(rec, false) {
-        Some((c, g)) => ("step_forward_tiled", c, g),
-        None => ("step_forward", dims.fwd_constants(), dims.groups()),
-    };
+    let (entry, consts, groups) = dims.forward_kernel(rec, false, dims.dirs);
     let spec = KernelSpec {
         shader: shader(dims.mode),
         entry,
@@ -260,17 +301,7 @@ pub(crate) fn wave_forward(
 ) -> Result<()> {
     let lo = (w + 1).saturating_sub(dims.seq);
     let active = w.min(layers - 1) + 1 - lo;
-    let (entry, consts, groups) = match dims.tiled(rec, false) {
-        Some((c, g)) => ("wave_forward_tiled", c, [g[0], g[1], active as u32]),
-        None => {
-            let g = dims.groups();
-            (
-                "wave_forward",
-                dims.fwd_constants(),
-                [g[0], g[1], active as u32],
-            )
-        }
-    };
+    let (entry, consts, groups) = dims.forward_kernel(rec, true, active);
     let spec = KernelSpec {
         shader: shader(dims.mode),
         entry,
