@@ -4,7 +4,7 @@
 # fetched elsewhere with `apt-get download libvulkan1`), then runs the side-by-side comparison
 # with cuDNN. Results go to ${OUT:-out}/.
 #   bash scripts/gpu_bench.sh [suite] [passes]
-# Then the levers of the performance issue (levers-<suite>.jsonl), see the end of this file.
+# Then the levers of the performance issue (scripts/levers.sh) into levers.jsonl.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-out}"; mkdir -p "$OUT"
@@ -25,14 +25,5 @@ git rev-parse --short HEAD 2>/dev/null | tee -a "$OUT/gpu.txt" || true
 ./target/release/wgrnn forward --seq 20 --batch 8 2>&1 | tee "$OUT/forward.txt"
 PYTHONUNBUFFERED=1 python3 scripts/bench_vs_pytorch.py --wgrnn target/release/wgrnn --suite "$SUITE" \
   --passes "$PASSES" --json-out "$OUT/compare-$SUITE.json" 2>"$OUT/compare-$SUITE.log" | tee "$OUT/compare-$SUITE.md"
-# The performance issue's levers, inference: wavefront on and off (S2 is the suite's deep
-# unidirectional stack), the single-workgroup kernel forced on and off (S1), f16 weights (checked
-# against the reference first). One JSON line per run; `schedule` and `weights` say which.
-LEV="$OUT/levers-$SUITE.jsonl"; : > "$LEV"
-for wf in 1 0; do
-  WGRNN_WAVEFRONT=$wf ./target/release/wgrnn bench --suite "$SUITE" --pass inference --reps 20 --json >> "$LEV"
-done
-for p in always never; do
-  WGRNN_PERSISTENT=$p ./target/release/wgrnn bench --suite "$SUITE" --only S1 --pass inference --reps 20 --json >> "$LEV"
-done
-./target/release/wgrnn bench --suite "$SUITE" --pass inference --reps 20 --json --weights f16 --check >> "$LEV"
+# The performance issue's levers (wavefront, single workgroup, matrix-vector steps, f16 weights).
+bash scripts/levers.sh 20 > "$OUT/levers.jsonl" 2> "$OUT/levers.log"

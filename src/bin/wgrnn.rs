@@ -527,7 +527,7 @@ fn cmd_bench(
             if json {
                 let num = |v: Option<f64>| v.map_or("null".to_string(), |x| format!("{x:.6}"));
                 println!(
-                    "{{\"label\":\"{}\",\"mode\":\"{}\",\"input\":{},\"hidden\":{},\"batch\":{},\"seq\":{},\"seq_requested\":{},\"layers\":{},\"bidirectional\":{},\"pass\":\"{}\",\"gpu_ms\":{},\"gpu_ms_min\":{},\"gpu_ms_max\":{},\"wall_ms\":{:.6},\"wall_ms_min\":{:.6},\"wall_ms_max\":{:.6},\"us_per_step\":{:.6},\"tflops\":{:.6},\"time_source\":\"{}\",\"dispatches\":{},\"submits\":{},\"reps\":{},\"quick\":{},\"schedule\":\"{}\",\"weights\":\"{}\",\"adapter\":\"{}\",\"backend\":\"{}\"}}",
+                    "{{\"label\":\"{}\",\"mode\":\"{}\",\"input\":{},\"hidden\":{},\"batch\":{},\"seq\":{},\"seq_requested\":{},\"layers\":{},\"bidirectional\":{},\"pass\":\"{}\",\"gpu_ms\":{},\"gpu_ms_min\":{},\"gpu_ms_max\":{},\"wall_ms\":{:.6},\"wall_ms_min\":{:.6},\"wall_ms_max\":{:.6},\"us_per_step\":{:.6},\"tflops\":{:.6},\"time_source\":\"{}\",\"dispatches\":{},\"submits\":{},\"reps\":{},\"quick\":{},\"schedule\":\"{}\",\"weights\":\"{}\",\"variant\":\"{}\",\"narrow_batch\":{},\"adapter\":\"{}\",\"backend\":\"{}\"}}",
                     r.shape.label,
                     r.shape.mode_name(),
                     r.shape.input,
@@ -553,6 +553,8 @@ fn cmd_bench(
                     quick,
                     r.schedule.name(),
                     weights_name(sel.weights),
+                    format!("{:?}", ctx.variant()).to_lowercase(),
+                    ctx.narrow_batch(),
                     adapter.replace('"', "'"),
                     backend
                 );

@@ -247,7 +247,7 @@ fn backward_accumulates() {
 #[test]
 #[ignore]
 fn measure_backward_error() {
-    measure_worst("backward", |ctx, c, seed| {
+    measure_worst("backward", false, |ctx, c, seed| {
         run_backward_case_on(ctx, c, seed, 0.0, f64::INFINITY)
     });
 }

@@ -319,35 +319,54 @@ fn forward_saturated_inputs_stay_finite() {
 #[test]
 #[ignore]
 fn measure_forward_error() {
-    measure_worst("forward", |ctx, c, seed| {
+    measure_worst("forward", true, |ctx, c, seed| {
         run_forward_case_on(ctx, c, seed, f64::INFINITY)
     });
 }
 
 /// Runs `run` (returning a case's worst relative error) over 20 seeds of the matrix and the edge
-/// sizes on both kernel variants, and prints the worst case with its configuration and seed.
-pub fn measure_worst(what: &str, run: impl Fn(&wgrnn::Context, &Case, u64) -> f64) {
-    let Some(ctx) = gpu() else { return };
-    for v in [wgrnn::KernelVariant::Simple, wgrnn::KernelVariant::Tiled] {
-        let vctx;
-        let ctx = if v == ctx.variant() {
-            ctx
-        } else {
-            vctx = wgrnn::Context::with_variant(v).unwrap();
-            &vctx
-        };
+/// sizes on both kernel variants (and, with `schedules`, on each inference schedule: per layer,
+/// wavefront, single workgroup), and prints the worst case with its configuration and seed.
+pub fn measure_worst(
+    what: &str,
+    schedules: bool,
+    run: impl Fn(&wgrnn::Context, &Case, u64) -> f64,
+) {
+    use wgrnn::{KernelVariant, Persistent};
+    if gpu().is_none() {
+        return;
+    }
+    let mut setups = vec![];
+    for v in [KernelVariant::Simple, KernelVariant::Tiled] {
+        setups.push((v, false, Persistent::Never, "per-layer"));
+        if schedules {
+            setups.push((v, true, Persistent::Never, "wavefront"));
+        }
+    }
+    if schedules {
+        setups.push((
+            KernelVariant::Tiled,
+            false,
+            Persistent::Always,
+            "single-workgroup",
+        ));
+    }
+    for (v, wavefront, persistent, name) in setups {
+        let ctx = wgrnn::Context::with_variant(v).unwrap();
+        ctx.set_wavefront(wavefront);
+        ctx.set_persistent(persistent);
         let mut worst = (0.0f64, String::new());
         for seed in 0..20u64 {
             for (i, c) in matrix().iter().chain(edge_cases().iter()).enumerate() {
                 let case_seed = seed * 1000 + i as u64;
-                let e = run(ctx, c, case_seed);
+                let e = run(&ctx, c, case_seed);
                 if e > worst.0 {
-                    worst = (e, format!("{} seed={case_seed}", c.label(ctx)));
+                    worst = (e, format!("{} seed={case_seed}", c.label(&ctx)));
                 }
             }
         }
         println!(
-            "{what} [{v:?}]: worst relative error over 20 seeds of the matrix and edge sizes: {:.3e} ({})",
+            "{what} [{v:?}, {name}]: worst relative error over 20 seeds of the matrix and edge sizes: {:.3e} ({})",
             worst.0, worst.1
         );
     }
