@@ -12,7 +12,7 @@
 //!   seq_forward    the whole wavefront of a stack in one single-workgroup dispatch (small
 //!                  batch x hidden), a storage barrier between wavefront steps
 //!   *_tiled        GPU versions: the products as tile GEMMs through workgroup memory
-//!   *_gemv         GPU versions for B <= 4: one workgroup per unit, lanes split the products
+//!   *_gemv         GPU versions for B <= 4: lanes of a workgroup split each unit's products
 //!
 //! Each invocation owns one hidden unit j for four batch elements (b0..b0+3): it reads each
 //! recurrent weight once per four batch rows, and neighbouring invocations own neighbouring
@@ -721,4 +721,45 @@ fn wave_forward_gemv(@builtin(local_invocation_index) lane: u32,
     x = lane_sum(gemv_lane(wave_state(l - 1u, s + 1u), wave_w(l, true), j, lane), lane);
   }
   if (lane < p.batch) { wave_finish(l, s, lane, j, gate_row(x, lane), gate_row(h, lane)); }
+}
+
+// Backward for B <= 4: dh[j] = sum over gate rows r of dg[r] W_hh[r, j]. A 256-lane workgroup
+// owns BU = 8 units; lane (u, q) = (li % 8, li / 8) sums rows r = q, q + 32, ... (neighbouring
+// lanes read neighbouring words of a row of W as stored), the 32 slices are combined in a fixed
+// tree order, and lane (u, b) finishes row b < B. H/8 workgroups per direction, where the tiled
+// backward had H/64 with 15/16 of each tile's rows idle.
+const BU: u32 = 8u;
+const BR: u32 = 32u;
+var<workgroup> bred: array<vec4<f32>, 256>;   // [BR slices, BU units], batch rows in components
+
+@compute @workgroup_size(256)
+fn step_backward_gemv(@builtin(local_invocation_index) li: u32,
+                      @builtin(workgroup_id) wid: vec3<u32>) {
+  let H = p.hidden;
+  let T = p.seq;
+  let GH = G * H;
+  let d = wid.z;
+  let u = li % BU;
+  let q = li / BU;
+  let j = wid.x * BU + u;
+  let sf = T - p.iter;   // the step whose gate gradients feed dh (none when sf == T)
+  var acc = vec4<f32>(0.0);
+  if (sf < T && j < H) {
+    let gbase = (d * T + time_of(d, sf)) * p.batch;
+    let rows = vec4<u32>((gbase + clamp_b(0u)) * GH, (gbase + clamp_b(1u)) * GH,
+                         (gbase + clamp_b(2u)) * GH, (gbase + clamp_b(3u)) * GH);
+    let wbase = d * GH * H + j;
+    for (var r = q; r < GH; r += BR) {
+      let dg = vec4<f32>(dg_hidden(rows.x + r), dg_hidden(rows.y + r), dg_hidden(rows.z + r),
+                         dg_hidden(rows.w + r));
+      acc = fma(vec4<f32>(bw_hh[wbase + r * H]), dg, acc);
+    }
+  }
+  bred[li] = acc;
+  workgroupBarrier();
+  for (var st = BR / 2u; st > 0u; st >>= 1u) {
+    if (q < st) { bred[li] += bred[li + st * BU]; }
+    workgroupBarrier();
+  }
+  if (q < p.batch && j < H) { finish_backward(d, q, j, bred[u][q]); }
 }

@@ -237,7 +237,13 @@ pub(crate) fn step_backward(
     h0_off: usize,
     t: &BackwardBindings,
 ) -> Result<()> {
+    let narrow = dims.batch <= rec.ctx().narrow_batch();
     let (entry, consts, groups) = match dims.tiled(rec, true) {
+        Some(_) if narrow => (
+            "step_backward_gemv",
+            constants(dims.mode),
+            [dims.hidden.div_ceil(8) as u32, 1, dims.dirs as u32],
+        ),
         Some((c, g)) => ("step_backward_tiled", c, g),
         None => ("step_backward", constants(dims.mode), dims.groups()),
     };
