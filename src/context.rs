@@ -39,6 +39,18 @@ pub enum Persistent {
     Never,
 }
 
+/// The `Auto` rule of [`Context::use_persistent`].
+fn persistent_auto(
+    device: wgpu::DeviceType,
+    batch: usize,
+    hidden: usize,
+    weight_bytes: usize,
+) -> bool {
+    device != wgpu::DeviceType::Cpu
+        && batch.div_ceil(4) * hidden <= 256
+        && weight_bytes <= 256 << 10
+}
+
 /// The GPU context. Create one per process and share it (`&Context` is `Sync`).
 pub struct Context {
     pub(crate) device: wgpu::Device,
@@ -324,18 +336,20 @@ impl Context {
         }
     }
 
-    /// Whether a unidirectional inference forward over `batch` rows of `hidden` units runs as
-    /// one single-workgroup dispatch. `Auto`: on GPUs when every invocation of the workgroup
-    /// owns at most one unit for four rows (`ceil(B/4) * H <= 256`, e.g. B = 1 with H <= 256),
-    /// where a step's work is a few microseconds and a dispatch costs ~2.4 us (H100); never on
-    /// CPU adapters (one workgroup runs on one thread: 2.4x slower per step on lavapipe).
-    pub fn use_persistent(&self, batch: usize, hidden: usize) -> bool {
+    /// Whether a unidirectional inference forward over `batch` rows of `hidden` units, reading
+    /// `weight_bytes` of recurrent (and upper layers' input) weights per wavefront step, runs as
+    /// one single-workgroup dispatch. `Auto`, on GPUs: when every invocation owns at most one
+    /// unit for four rows (`ceil(B/4) * H <= 256`) and the weights of a step are at most
+    /// 256 KiB, i.e. when one compute unit streams a step's weights (~120 GB/s from L2, a
+    /// prediction for the H100) faster than a dispatch costs (~2.4 us there); larger steps go
+    /// to the per-step matrix-vector kernels, which spread the weights over every compute
+    /// unit. Never on CPU adapters (one workgroup runs on one thread: 2.7x slower per step on
+    /// lavapipe for S1).
+    pub fn use_persistent(&self, batch: usize, hidden: usize, weight_bytes: usize) -> bool {
         match self.persistent() {
             Persistent::Always => true,
             Persistent::Never => false,
-            Persistent::Auto => {
-                self.info.device_type != wgpu::DeviceType::Cpu && batch.div_ceil(4) * hidden <= 256
-            }
+            Persistent::Auto => persistent_auto(self.info.device_type, batch, hidden, weight_bytes),
         }
     }
 
@@ -436,5 +450,22 @@ impl Context {
             .lock()
             .map(|p| p.iter().map(|b| b.size()).sum())
             .unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::persistent_auto;
+    use wgpu::DeviceType::{Cpu, DiscreteGpu};
+
+    #[test]
+    fn single_workgroup_rule() {
+        // S1 (LSTM H=256, B=1): 1 MiB of W_hh per step goes to the per-step kernels.
+        assert!(!persistent_auto(DiscreteGpu, 1, 256, 4 * 4 * 256 * 256));
+        // A small 2-layer stack: 48 KiB per wavefront step.
+        assert!(persistent_auto(DiscreteGpu, 4, 32, 4 * 4 * 32 * 32 * 3));
+        // Too many units per invocation, or a CPU adapter.
+        assert!(!persistent_auto(DiscreteGpu, 8, 200, 1024));
+        assert!(!persistent_auto(Cpu, 1, 32, 1024));
     }
 }

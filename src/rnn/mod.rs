@@ -192,12 +192,23 @@ impl Rnn {
         self.weights
     }
 
+    /// Bytes of weights one wavefront step reads: W_hh of every layer and W_ih of the layers
+    /// above the first, f32 or f16.
+    fn wave_weight_bytes(&self) -> usize {
+        let cfg = &self.cfg;
+        let per = cfg.gate_rows() * cfg.hidden_size * (2 * cfg.num_layers - 1);
+        match self.weights {
+            WeightStorage::F32 => 4 * per,
+            WeightStorage::F16 => 2 * per,
+        }
+    }
+
     /// The schedule a forward over `batch` rows takes on `ctx` (`train`: a training forward).
     pub fn schedule(&self, ctx: &Context, batch: usize, train: bool) -> Schedule {
         let cfg = &self.cfg;
         if train || cfg.bidirectional {
             Schedule::PerLayer
-        } else if ctx.use_persistent(batch, cfg.hidden_size) {
+        } else if ctx.use_persistent(batch, cfg.hidden_size, self.wave_weight_bytes()) {
             Schedule::SingleWorkgroup
         } else if cfg.num_layers >= 2 && ctx.wavefront() {
             Schedule::Wavefront

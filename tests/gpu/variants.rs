@@ -12,7 +12,7 @@ use crate::forward::{
     Case, Fixture, MODES, compare_forward, edge_cases, matrix, run_forward_case_on,
 };
 use wgrnn::{Context, ForwardInputs, KernelVariant, Mode, Persistent, Recorder, Rnn, RnnConfig};
-use wgrnn::{RnnOutput, RnnParams, Tensor, WeightStorage, rnn::parse_param_name};
+use wgrnn::{RnnOutput, RnnParams, Schedule, Tensor, WeightStorage, rnn::parse_param_name};
 
 /// Same bounds as the default-variant tests (docs/NUMERICS.md).
 const TOL: f64 = 1e-4;
@@ -284,8 +284,7 @@ fn f16_contexts() -> Vec<&'static Context> {
 fn f16_case(ctx: &Context, c: &Case, seed: u64, tol: f64) -> (f64, f64) {
     let mut f = Fixture::new(ctx, c, seed, 0.0);
     f.rnn.set_weight_storage(WeightStorage::F16);
-    let wave =
-        !c.bidir && (ctx.use_persistent(c.batch, c.hidden) || (c.layers >= 2 && ctx.wavefront()));
+    let wave = f.rnn.schedule(ctx, c.batch, false) != Schedule::PerLayer;
     let e = compare_forward(ctx, c, &f, &rounded(&f.params, wave), seed, tol);
     (
         e,
