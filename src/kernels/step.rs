@@ -178,6 +178,12 @@ impl StepDims {
 /// `xproj [D, T, B, G*H]`, `lengths [B]`, `hs`/`cs` `[D, T+1, B, H]` (training) or
 /// `[2, D, B, H]` (inference), `y [T, B, D*H]`, `saved [D, T, B, S*H]`. Unused ones may be any
 /// distinct placeholder tensor.
+///
+/// The wavefront drivers (unidirectional inference; "Wavefront" in recurrent.wgsl) bind the
+/// same slots differently: `w_hh` = every layer's weights `[L, 2, N]`, N = G*H*H rounded up to
+/// even (W_hh, W_ih; as stored for the tiled and gemv kernels, transposed for the others),
+/// `b_hh` = every layer's biases `[L, 2, G*H]` (b_ih, b_hh), `xproj [T, B, G*H]` (layer 0),
+/// `hs`/`cs` `[L, 2, B, H]`, `y [T, B, H]`, `saved` unused.
 pub(crate) struct ForwardBindings<'a> {
     pub w_hh: &'a Tensor,
     pub b_hh: &'a Tensor,
@@ -189,6 +195,21 @@ pub(crate) struct ForwardBindings<'a> {
     pub saved: &'a Tensor,
 }
 
+impl ForwardBindings<'_> {
+    fn tensors(&self) -> [&Tensor; 8] {
+        [
+            self.w_hh,
+            self.b_hh,
+            self.xproj,
+            self.lengths,
+            self.hs,
+            self.cs,
+            self.y,
+            self.saved,
+        ]
+    }
+}
+
 /// Records step `s` (time s forward, T-1-s reverse) of one layer.
 pub(crate) fn step_forward(
     rec: &mut Recorder,
@@ -197,18 +218,26 @@ pub(crate) fn step_forward(
     t: &ForwardBindings,
 ) -> Result<()> {
     let (entry, consts, groups) = dims.forward_kernel(rec, false, dims.dirs);
+    let params = dims.params(s, 0);
+    dispatch_forward(rec, dims, entry, &consts, &params, &t.tensors(), groups)
+}
+
+/// Records one dispatch of a forward driver (every one binds the same eight tensors).
+fn dispatch_forward(
+    rec: &mut Recorder,
+    dims: &StepDims,
+    entry: &'static str,
+    consts: &Constants,
+    params: &[u32; 8],
+    tensors: &[&Tensor; 8],
+    groups: [u32; 3],
+) -> Result<()> {
     let spec = KernelSpec {
         shader: shader(dims.mode),
         entry,
         bindings: FORWARD_BINDINGS,
     };
-    rec.dispatch(
-        spec,
-        &consts,
-        &dims.params(s, 0),
-        &[t.w_hh, t.b_hh, t.xproj, t.lengths, t.hs, t.cs, t.y, t.saved],
-        groups,
-    )
+    rec.dispatch(spec, consts, params, tensors, groups)
 }
 
 /// Tensors of a backward step. Shapes: `w_hh [D, G*H, H]`, `lengths [B]`,
@@ -263,37 +292,6 @@ pub(crate) fn step_backward(
     )
 }
 
-/// Tensors of the wavefront drivers (unidirectional inference; see "Wavefront" in
-/// recurrent.wgsl). Shapes: `pack [L, 2, N]`, N = G*H*H rounded up to even (W_hh, W_ih of each
-/// layer; as stored for the tiled kernel, transposed for the others; f16 pairs with `dims.f16`), `bias [L, 2, G*H]` (b_ih, b_hh; any placeholder
-/// without bias), `xproj [T, B, G*H]` (layer 0, incl. b_ih), `lengths [B]`, `hs`/`cs`
-/// `[L, 2, B, H]`, `y [T, B, H]`; `unused` is any other tensor for the `saved` binding.
-pub(crate) struct WaveBindings<'a> {
-    pub pack: &'a Tensor,
-    pub bias: &'a Tensor,
-    pub xproj: &'a Tensor,
-    pub lengths: &'a Tensor,
-    pub hs: &'a Tensor,
-    pub cs: &'a Tensor,
-    pub y: &'a Tensor,
-    pub unused: &'a Tensor,
-}
-
-impl WaveBindings<'_> {
-    fn tensors(&self) -> [&Tensor; 8] {
-        [
-            self.pack,
-            self.bias,
-            self.xproj,
-            self.lengths,
-            self.hs,
-            self.cs,
-            self.y,
-            self.unused,
-        ]
-    }
-}
-
 const FORWARD_BINDINGS: &[super::Access] = &[R, R, R, R, RW, RW, RW, RW];
 
 /// Records wavefront step `w` of a stack of `layers` (layer l at its step w - l, for every l
@@ -303,23 +301,13 @@ pub(crate) fn wave_forward(
     dims: &StepDims,
     layers: usize,
     w: usize,
-    t: &WaveBindings,
+    t: &ForwardBindings,
 ) -> Result<()> {
     let lo = (w + 1).saturating_sub(dims.seq);
     let active = w.min(layers - 1) + 1 - lo;
     let (entry, consts, groups) = dims.forward_kernel(rec, true, active);
-    let spec = KernelSpec {
-        shader: shader(dims.mode),
-        entry,
-        bindings: FORWARD_BINDINGS,
-    };
-    rec.dispatch(
-        spec,
-        &consts,
-        &dims.wave_params(w, 0, layers),
-        &t.tensors(),
-        groups,
-    )
+    let params = dims.wave_params(w, 0, layers);
+    dispatch_forward(rec, dims, entry, &consts, &params, &t.tensors(), groups)
 }
 
 /// Records the whole wavefront of a stack of `layers` as one single-workgroup dispatch
@@ -328,17 +316,15 @@ pub(crate) fn seq_forward(
     rec: &mut Recorder,
     dims: &StepDims,
     layers: usize,
-    t: &WaveBindings,
+    t: &ForwardBindings,
 ) -> Result<()> {
-    let spec = KernelSpec {
-        shader: shader(dims.mode),
-        entry: "seq_forward",
-        bindings: FORWARD_BINDINGS,
-    };
-    rec.dispatch(
-        spec,
-        &dims.fwd_constants(),
-        &dims.wave_params(0, 0, layers),
+    let (consts, params) = (dims.fwd_constants(), dims.wave_params(0, 0, layers));
+    dispatch_forward(
+        rec,
+        dims,
+        "seq_forward",
+        &consts,
+        &params,
         &t.tensors(),
         [1, 1, 1],
     )

@@ -9,7 +9,7 @@ use super::{Rnn, RnnOutput, empty, placeholder};
 use crate::context::KernelVariant;
 use crate::encoder::Recorder;
 use crate::error::Result;
-use crate::kernels::step::{StepDims, WaveBindings, seq_forward, wave_forward};
+use crate::kernels::step::{ForwardBindings, StepDims, seq_forward, wave_forward};
 use crate::kernels::transpose::{pack_f16, transpose_into};
 use crate::tensor::Tensor;
 
@@ -95,15 +95,15 @@ impl Rnn {
         let output = empty(ctx, "output", &[t_len, batch, hid])?;
         let len_ph = placeholder(ctx)?;
         let unused = placeholder(ctx)?;
-        let bind = WaveBindings {
-            pack: &pack,
-            bias: &bias,
+        let bind = ForwardBindings {
+            w_hh: &pack,
+            b_hh: &bias,
             xproj: &xproj,
             lengths: lengths.unwrap_or(&len_ph),
             hs: &hs,
             cs: &cs,
             y: &output,
-            unused: &unused,
+            saved: &unused,
         };
         if persistent {
             seq_forward(rec, dims, nl, &bind)?;

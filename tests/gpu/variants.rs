@@ -73,15 +73,19 @@ fn tile_cases() -> Vec<Case> {
         .collect()
 }
 
-fn run_all(v: KernelVariant) {
-    let Some(ctx) = ctx_for(v) else { return };
-    assert_eq!(ctx.variant(), v);
-    let cases: Vec<Case> = matrix()
+/// The matrix, the edge sizes and the tile cases.
+fn all_cases() -> Vec<Case> {
+    matrix()
         .into_iter()
         .chain(edge_cases())
         .chain(tile_cases())
-        .collect();
-    for (i, c) in cases.iter().enumerate() {
+        .collect()
+}
+
+fn run_all(v: KernelVariant) {
+    let Some(ctx) = ctx_for(v) else { return };
+    assert_eq!(ctx.variant(), v);
+    for (i, c) in all_cases().iter().enumerate() {
         run_forward_case_on(ctx, c, 2000 + i as u64, TOL);
         run_backward_case_on(ctx, c, 3000 + i as u64, 0.0, TOL);
     }
@@ -144,12 +148,7 @@ fn schedule_ctx(
 }
 
 fn forward_all(ctx: &Context, seed: u64) {
-    let cases: Vec<Case> = matrix()
-        .into_iter()
-        .chain(edge_cases())
-        .chain(tile_cases())
-        .collect();
-    for (i, c) in cases.iter().enumerate() {
+    for (i, c) in all_cases().iter().enumerate() {
         run_forward_case_on(ctx, c, seed + i as u64, TOL);
     }
 }
