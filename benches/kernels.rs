@@ -5,6 +5,7 @@
 //! negligible and the time is the T fused step dispatches (per element: one timestep).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use wgrnn::WeightStorage;
 use wgrnn::bench::{GemmBench, Pass, Shape, timed_runs};
 use wgrnn::{Context, Mode};
 
@@ -53,7 +54,9 @@ fn steps(c: &mut Criterion, pass: Pass, name: &str) {
                 g.throughput(Throughput::Elements(t as u64));
                 let id = format!("{}/H{h}/B{b}", shape.mode_name());
                 g.bench_function(id, |it| {
-                    it.iter_custom(|iters| timed_runs(&ctx, &shape, pass, iters).unwrap())
+                    it.iter_custom(|iters| {
+                        timed_runs(&ctx, &shape, pass, WeightStorage::F32, iters).unwrap()
+                    })
                 });
             }
         }

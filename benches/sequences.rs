@@ -1,9 +1,11 @@
-//! Criterion benches of whole calls: inference and train (forward + backward) over a few B, T, H.
-//! `WGRNN_BENCH_SMOKE=1` shrinks every size so CI-like machines can run them as a smoke test.
+//! Criterion benches of whole calls: inference and train (forward + backward) over a few B, T, H,
+//! and the inference schedules (per layer, wavefront, single workgroup) and f16 weights side by
+//! side. `WGRNN_BENCH_SMOKE=1` shrinks every size so CI-like machines can run them as a smoke
+//! test.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use wgrnn::bench::{Pass, Shape, timed_runs};
-use wgrnn::{Context, Mode};
+use wgrnn::{Context, Mode, Persistent, WeightStorage};
 
 fn sequences(c: &mut Criterion) {
     let ctx = Context::new().expect("benches need a GPU adapter (see README)");
@@ -29,12 +31,48 @@ fn sequences(c: &mut Criterion) {
             };
             g.throughput(Throughput::Elements((b * t) as u64));
             g.bench_function(format!("lstm2/{}/H{h}/B{b}/T{t}", pass.name()), |it| {
-                it.iter_custom(|iters| timed_runs(&ctx, &shape, pass, iters).unwrap())
+                it.iter_custom(|iters| {
+                    timed_runs(&ctx, &shape, pass, WeightStorage::F32, iters).unwrap()
+                })
             });
         }
     }
     g.finish();
 }
 
-criterion_group!(benches, sequences);
+/// A 2-layer unidirectional LSTM's inference on each schedule, f32 and f16 weights.
+fn schedules(c: &mut Criterion) {
+    let smoke = std::env::var("WGRNN_BENCH_SMOKE").is_ok_and(|v| v == "1");
+    let (h, b, t) = if smoke { (8, 2, 4) } else { (64, 4, 64) };
+    let shape = Shape {
+        label: "bench".into(),
+        mode: Mode::Lstm,
+        input: h,
+        hidden: h,
+        batch: b,
+        seq: t,
+        layers: 2,
+        bidirectional: false,
+    };
+    let mut g = c.benchmark_group("schedule");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements((b * t) as u64));
+    for (name, wavefront, persistent) in [
+        ("per-layer", false, Persistent::Never),
+        ("wavefront", true, Persistent::Never),
+        ("single-workgroup", true, Persistent::Always),
+    ] {
+        let ctx = Context::new().expect("benches need a GPU adapter (see README)");
+        ctx.set_wavefront(wavefront);
+        ctx.set_persistent(persistent);
+        for (wname, w) in [("f32", WeightStorage::F32), ("f16", WeightStorage::F16)] {
+            g.bench_function(format!("lstm2/H{h}/B{b}/T{t}/{name}/{wname}"), |it| {
+                it.iter_custom(|iters| timed_runs(&ctx, &shape, Pass::Inference, w, iters).unwrap())
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, sequences, schedules);
 criterion_main!(benches);

@@ -499,18 +499,19 @@ pub fn rel_err(got: &[f32], want: &[f64]) -> f64 {
     (n / d.max(1e-300)).sqrt()
 }
 
-/// Wall time of `iters` runs of `pass` (each one submission, waited for), for criterion's
-/// `iter_custom`: the median run times `iters`.
+/// Wall time of `iters` runs of `pass` (each one submission, waited for) with `weights`, for
+/// criterion's `iter_custom`: the median run times `iters`.
 pub fn timed_runs(
     ctx: &Context,
     shape: &Shape,
     pass: Pass,
+    weights: WeightStorage,
     iters: u64,
 ) -> Result<std::time::Duration> {
     let opts = BenchOptions {
         warmup: 0,
         reps: iters.max(1) as usize,
-        weights: WeightStorage::F32,
+        weights,
     };
     let r = run_bench(ctx, shape, pass, opts)?;
     Ok(std::time::Duration::from_secs_f64(
