@@ -192,11 +192,12 @@ impl Rnn {
         self.weights
     }
 
-    /// Bytes of weights one wavefront step reads: W_hh of every layer and W_ih of the layers
-    /// above the first, f32 or f16.
+    /// Bytes of the wavefront's weight pack: W_hh of every layer and W_ih of the layers above
+    /// the first (what each wavefront step reads), and layer 0's unused W_ih block; f32 or f16.
     fn wave_weight_bytes(&self) -> usize {
         let cfg = &self.cfg;
-        let per = cfg.gate_rows() * cfg.hidden_size * (2 * cfg.num_layers - 1);
+        let block = cfg.gate_rows() * cfg.hidden_size;
+        let per = (block + block % 2) * 2 * cfg.num_layers;
         match self.weights {
             WeightStorage::F32 => 4 * per,
             WeightStorage::F16 => 2 * per,
@@ -204,11 +205,17 @@ impl Rnn {
     }
 
     /// The schedule a forward over `batch` rows takes on `ctx` (`train`: a training forward).
+    /// The wavefront binds every layer's weights as one buffer; a stack whose weights exceed the
+    /// adapter's largest storage binding runs layer by layer.
     pub fn schedule(&self, ctx: &Context, batch: usize, train: bool) -> Schedule {
         let cfg = &self.cfg;
-        if train || cfg.bidirectional {
+        let bytes = self.wave_weight_bytes();
+        if train
+            || cfg.bidirectional
+            || bytes as u64 > ctx.limits().max_storage_buffer_binding_size
+        {
             Schedule::PerLayer
-        } else if ctx.use_persistent(batch, cfg.hidden_size, self.wave_weight_bytes()) {
+        } else if ctx.use_persistent(batch, cfg.hidden_size, bytes) {
             Schedule::SingleWorkgroup
         } else if cfg.num_layers >= 2 && ctx.wavefront() {
             Schedule::Wavefront

@@ -329,3 +329,24 @@ fn measure_f16_error() {
         "f16 weights: worst relative error {rounded_worst:.3e} against the reference on f16-rounded weights, {f32_worst:.3e} against the f32 weights"
     );
 }
+
+/// A stack whose weights exceed the largest storage binding as one buffer runs layer by layer
+/// (each layer's weights still fit), not on the wavefront.
+#[test]
+fn wavefront_needs_the_weights_in_one_binding() {
+    let Some(ctx) = ctx_for(KernelVariant::Tiled) else {
+        return;
+    };
+    let limit = ctx.limits().max_storage_buffer_binding_size as usize;
+    // W_hh of one LSTM layer is 16 H^2 bytes: pick H so that one layer's fits and the pack
+    // of two layers (4 blocks) does not.
+    let h = ((limit / 16) as f64).sqrt() as usize * 3 / 4;
+    if h > 4096 {
+        return; // a binding this large would take minutes to fill on a CPU driver
+    }
+    let cfg = RnnConfig::new(Mode::Lstm, 1, h).layers(2);
+    let rnn = Rnn::random(ctx, &cfg, 1).unwrap();
+    assert_eq!(rnn.schedule(ctx, 1, false), Schedule::PerLayer, "H = {h}");
+    let small = Rnn::random(ctx, &RnnConfig::new(Mode::Lstm, 1, 8).layers(2), 1).unwrap();
+    assert_eq!(small.schedule(ctx, 1, false), Schedule::Wavefront);
+}
