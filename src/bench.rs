@@ -482,7 +482,7 @@ pub fn run_bench(
         dispatches,
         submits: 1,
         reps: opts.reps,
-        schedule: rnn.schedule(ctx, b, pass != Pass::Inference),
+        schedule: rnn.schedule(ctx, t, b, pass != Pass::Inference),
     })
 }
 

@@ -283,7 +283,7 @@ fn f16_contexts() -> Vec<&'static Context> {
 fn f16_case(ctx: &Context, c: &Case, seed: u64, tol: f64) -> (f64, f64) {
     let mut f = Fixture::new(ctx, c, seed, 0.0);
     f.rnn.set_weight_storage(WeightStorage::F16);
-    let wave = f.rnn.schedule(ctx, c.batch, false) != Schedule::PerLayer;
+    let wave = f.rnn.schedule(ctx, c.seq, c.batch, false) != Schedule::PerLayer;
     let e = compare_forward(ctx, c, &f, &rounded(&f.params, wave), seed, tol);
     (
         e,
@@ -346,7 +346,13 @@ fn wavefront_needs_the_weights_in_one_binding() {
     }
     let cfg = RnnConfig::new(Mode::Lstm, 1, h).layers(2);
     let rnn = Rnn::random(ctx, &cfg, 1).unwrap();
-    assert_eq!(rnn.schedule(ctx, 1, false), Schedule::PerLayer, "H = {h}");
+    assert_eq!(
+        rnn.schedule(ctx, 1000, 1, false),
+        Schedule::PerLayer,
+        "H = {h}"
+    );
     let small = Rnn::random(ctx, &RnnConfig::new(Mode::Lstm, 1, 8).layers(2), 1).unwrap();
-    assert_eq!(small.schedule(ctx, 1, false), Schedule::Wavefront);
+    assert_eq!(small.schedule(ctx, 10, 1, false), Schedule::Wavefront);
+    // One step saves no dispatch: layer by layer, no weight copy.
+    assert_eq!(small.schedule(ctx, 1, 1, false), Schedule::PerLayer);
 }
