@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Times the performance issue's levers on this machine's adapter, one JSON line per run (its
 # `pass`, `schedule`, `weights`, `variant` and `narrow_batch` keys say what ran):
-#   1. wavefront over layers on / off       (WGRNN_WAVEFRONT)
+#   1. wavefront over layers on / off       (WGRNN_WAVEFRONT; inference, training forward)
 #   2. single-workgroup kernel on / off     (WGRNN_PERSISTENT)
 #   3. matrix-vector steps for B <= 4       (WGRNN_NARROW_BATCH, tiled variant; inference, train)
 #   4. f16 recurrent weights                (--weights f16, checked against the reference)
@@ -17,8 +17,10 @@ core() { "${B[@]}" --suite core --only "$1" --pass "${PASS:-inference}" "${@:2}"
 heavy() { [ "${LEVERS_LIGHT:-0}" = 1 ] || core "$@"; }
 for wf in 1 0; do
   export WGRNN_WAVEFRONT=$wf WGRNN_PERSISTENT=never
-  "${B[@]}" --pass inference --layers 2 --input 256 --hidden 256 --batch 32 --seq 100
-  heavy S2
+  for pass in inference forward; do
+    "${B[@]}" --pass $pass --layers 2 --input 256 --hidden 256 --batch 32 --seq 100
+    PASS=$pass heavy S2
+  done
 done
 unset WGRNN_WAVEFRONT
 for p in always never; do

@@ -524,22 +524,27 @@ fn finish_backward_tile(d: u32, b: u32, j: u32, acc: vec4<f32>) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Wavefront (unidirectional stacks, inference). Wavefront step w runs layer l at its step
-// s = w - l for every l with 0 <= s < T, so a stack of L layers takes T + L - 1 steps instead of
-// L*T. Layer 0 reads its input projection from xproj ([T, B, G*H], one GEMM, incl. b_ih); layer
-// l > 0 computes it here from layer l-1's state after time s, which *is* that layer's output row
-// (at padded steps both layers carry their state, so the value is never used).
+// Wavefront (unidirectional stacks). Wavefront step w runs layer l at its step s = w - l for
+// every l with 0 <= s < T, so a stack of L layers takes T + L - 1 steps instead of L*T. Layer 0
+// reads its input projection from xproj ([T, B, G*H], one GEMM, incl. b_ih); layer l > 0
+// computes it here from layer l-1's state after time s, which *is* that layer's output row (at
+// padded steps both layers carry their state, so the value is never used).
 //
-// Layouts: states hs / cs [L, 2, B, H], layer l's state before step s in slot s%2 and after it
-// in (s+1)%2; layer l-1 is one step ahead, so it reads slot (s+1)%2 of its own while layer l
-// reads that slot of layer l-1: no conflict. Weights, one buffer at binding 0 ("pack"),
-// [L, 2, N] with N = G*H*H rounded up to even: W_hh of layer l at (2l)*N, W_ih at (2l+1)*N
-// (unused for l = 0); stored [G*H, H] for the tiled kernel, transposed [H, G*H] for the others. Biases at binding 1,
-// [L, 2, G*H]: b_ih at (2l)*G*H (unused for l = 0), b_hh at (2l+1)*G*H. Only the top layer
-// writes y ([T, B, H]); nothing is saved.
+// States hs / cs: inference [L, 2, B, H], layer l's state before step s in slot s%2 and after
+// it in (s+1)%2; layer l-1 is one step ahead, so it reads slot (s+1)%2 of its own while layer l
+// reads that slot of layer l-1: no conflict. Training (F_TRAIN; not seq_forward): every state,
+// [L, T+1, B, H] (slot t before time t), and the saved values [L, T, B, S*H].
+// Weights, one buffer at binding 0 ("pack"), [L, 2, N] with N = G*H*H rounded up to even: W_hh
+// of layer l at (2l)*N, W_ih at (2l+1)*N (unused for l = 0); stored [G*H, H] for the tiled and
+// gemv kernels, transposed [H, G*H] for the others. Biases at binding 1, [L, 2, G*H]: b_ih at
+// (2l)*G*H (unused for l = 0), b_hh at (2l+1)*G*H. Only the top layer writes y ([T, B, H]).
 
 fn wave_lo(w: u32) -> u32 { return select(0u, w + 1u - p.seq, w >= p.seq); }
-fn wave_state(l: u32, slot: u32) -> u32 { return (l * 2u + (slot & 1u)) * p.batch * p.hidden; }
+// Start of layer l's state slot (before step s: slot s; after it: s + 1).
+fn wave_state(l: u32, slot: u32) -> u32 {
+  if (has(F_TRAIN)) { return (l * (p.seq + 1u) + slot) * p.batch * p.hidden; }
+  return (l * 2u + (slot & 1u)) * p.batch * p.hidden;
+}
 // Start of layer l's W_hh (or W_ih) block in the pack; blocks have an even size so that f16
 // pairs never straddle two.
 fn wave_w(l: u32, input_side: bool) -> u32 {
@@ -566,8 +571,10 @@ fn wave_finish(l: u32, s: u32, b: u32, j: u32, xa: array<f32, 4>, ha: array<f32,
   }
   var yi = NONE;
   if (l + 1u == p.layers) { yi = (s * B + b) * H + j; }
+  var srow = NONE;
+  if (has(F_TRAIN)) { srow = ((l * p.seq + s) * B + b) * S * H + j; }
   let r = b * H + j;
-  cell_tail(s, b, wave_state(l, s) + r, wave_state(l, s + 1u) + r, yi, NONE, xg, hg);
+  cell_tail(s, b, wave_state(l, s) + r, wave_state(l, s + 1u) + r, yi, srow, xg, hg);
 }
 
 // Layer l at step s for unit j and rows b0..b0+3 (transposed weights).

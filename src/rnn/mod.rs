@@ -52,10 +52,10 @@ pub enum WeightStorage {
 /// How a forward call is scheduled over layers and timesteps (see ARCHITECTURE.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Schedule {
-    /// Layer by layer: one input GEMM and T step dispatches per layer (training forwards,
-    /// bidirectional stacks, single layers).
+    /// Layer by layer: one input GEMM and T step dispatches per layer (bidirectional stacks,
+    /// single layers, training with inter-layer dropout, short calls).
     PerLayer,
-    /// Unidirectional inference on a wavefront over layers: T + L - 1 step dispatches.
+    /// Unidirectional stacks on a wavefront over layers: T + L - 1 step dispatches.
     Wavefront,
     /// Unidirectional inference as one single-workgroup dispatch.
     SingleWorkgroup,
@@ -193,14 +193,15 @@ impl Rnn {
     }
 
     /// Bytes of the wavefront's weight pack: W_hh of every layer and W_ih of the layers above
-    /// the first (what each wavefront step reads), and layer 0's unused W_ih block; f32 or f16.
-    fn wave_weight_bytes(&self) -> usize {
+    /// the first (what each wavefront step reads), and layer 0's unused W_ih block; f32, or f16
+    /// for inference with [`WeightStorage::F16`].
+    fn wave_weight_bytes(&self, train: bool) -> usize {
         let cfg = &self.cfg;
         let block = cfg.gate_rows() * cfg.hidden_size;
         let per = (block + block % 2) * 2 * cfg.num_layers;
         match self.weights {
-            WeightStorage::F32 => 4 * per,
-            WeightStorage::F16 => 2 * per,
+            WeightStorage::F16 if !train => 2 * per,
+            _ => 4 * per,
         }
     }
 
@@ -208,15 +209,19 @@ impl Rnn {
     /// training forward). The wavefront copies every layer's weights into one buffer per call:
     /// it runs only when those weights fit the adapter's largest storage binding and the
     /// dispatches it saves, (L-1)(T-1), outweigh the copy (one dispatch, ~2.4 us on an H100,
-    /// against ~1 MiB copied; so `step()` and other short calls run layer by layer).
+    /// against ~1 MiB copied; so `step()` and other short calls run layer by layer). Training
+    /// forwards with inter-layer dropout run layer by layer; the single workgroup is for
+    /// inference only.
     pub fn schedule(&self, ctx: &Context, seq: usize, batch: usize, train: bool) -> Schedule {
         let cfg = &self.cfg;
-        let bytes = self.wave_weight_bytes();
+        let bytes = self.wave_weight_bytes(train);
         let saved = (cfg.num_layers - 1) * seq.saturating_sub(1);
-        if train || cfg.bidirectional || bytes as u64 > ctx.limits().max_storage_buffer_binding_size
+        if cfg.bidirectional
+            || (train && cfg.dropout > 0.0)
+            || bytes as u64 > ctx.limits().max_storage_buffer_binding_size
         {
             Schedule::PerLayer
-        } else if ctx.use_persistent(batch, cfg.hidden_size, bytes) {
+        } else if !train && ctx.use_persistent(batch, cfg.hidden_size, bytes) {
             Schedule::SingleWorkgroup
         } else if cfg.num_layers >= 2 && ctx.wavefront() && saved << 20 >= bytes {
             Schedule::Wavefront
@@ -431,14 +436,12 @@ impl Rnn {
             f16: !train && self.weights == WeightStorage::F16,
         };
 
-        // Unidirectional inference: the wavefront schedule (or one single-workgroup dispatch).
+        // Unidirectional stacks: the wavefront schedule (or one single-workgroup dispatch).
         let schedule = self.schedule(ctx, t_len, batch, train);
         if schedule != Schedule::PerLayer {
             let persistent = schedule == Schedule::SingleWorkgroup;
             let init = (inp.h0, inp.c0);
-            let out =
-                self.record_wavefront(rec, input, init, &dims, lengths.as_ref(), persistent)?;
-            return Ok((out, None));
+            return self.record_wavefront(rec, input, init, &dims, lengths.as_ref(), persistent);
         }
 
         let output = empty(ctx, "output", &[t_len, batch, nd * hid])?;

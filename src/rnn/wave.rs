@@ -1,22 +1,25 @@
-//! The wavefront schedule of a unidirectional inference forward: wavefront step w runs layer l
-//! at its timestep w - l, so an L-layer stack over T steps takes one input-projection GEMM (layer
-//! 0) and T + L - 1 step dispatches (`wave_forward`), or a single dispatch (`seq_forward`, one
-//! workgroup looping over the wavefront) when the batch x hidden work is too small to fill a GPU.
+//! The wavefront schedule of a unidirectional forward: wavefront step w runs layer l at its
+//! timestep w - l, so an L-layer stack over T steps takes one input-projection GEMM (layer 0)
+//! and T + L - 1 step dispatches (`wave_forward`), or, for inference, a single dispatch
+//! (`seq_forward`, one workgroup looping over the wavefront) when the batch x hidden work is too
+//! small to fill a GPU. A training forward keeps every state and the saved values, then copies
+//! them into the per-layer layout the backward reads.
 //! Layers above the first compute their input product inside the step; see "Wavefront" in
 //! `shaders/recurrent.wgsl` for the layouts.
 
-use super::{Rnn, RnnOutput, empty, placeholder};
+use super::{ForwardState, LayerState, Rnn, RnnOutput, empty, placeholder};
 use crate::context::KernelVariant;
 use crate::encoder::Recorder;
-use crate::error::Result;
-use crate::kernels::step::{ForwardBindings, StepDims, seq_forward, wave_forward};
+use crate::error::{Error, Result};
+use crate::kernels::step::{F_TRAIN, ForwardBindings, StepDims, seq_forward, wave_forward};
 use crate::kernels::transpose::{pack_f16, transpose_into};
 use crate::tensor::Tensor;
 
 impl Rnn {
-    /// Records the forward of a unidirectional stack (inference) on the wavefront schedule:
-    /// `input [T, B, I]` -> output `[T, B, H]`, `h_n` / `c_n` `[L, B, H]`. `dims` carries T, B,
-    /// H, D = 1 and the flags; `persistent` picks the single-workgroup kernel.
+    /// Records the forward of a unidirectional stack on the wavefront schedule:
+    /// `input [T, B, I]` -> output `[T, B, H]`, `h_n` / `c_n` `[L, B, H]`, and with F_TRAIN in
+    /// `dims.flags` (no inter-layer dropout) the state for the backward. `dims` carries T, B, H,
+    /// D = 1 and the flags; `persistent` picks the single-workgroup kernel (inference only).
     pub(super) fn record_wavefront(
         &self,
         rec: &mut Recorder,
@@ -25,13 +28,21 @@ impl Rnn {
         dims: &StepDims,
         lengths: Option<&Tensor>,
         persistent: bool,
-    ) -> Result<RnnOutput> {
+    ) -> Result<(RnnOutput, Option<ForwardState>)> {
         let ctx = rec.ctx();
         let cfg = &self.cfg;
         let (nl, hid, gh) = (cfg.num_layers, cfg.hidden_size, cfg.gate_rows());
         let (t_len, batch) = (dims.seq, dims.batch);
         let (bh, ghh) = (batch * hid, gh * hid);
         let lstm = cfg.mode.has_cell_state();
+        let train = dims.flags & F_TRAIN != 0;
+        if train && (persistent || cfg.dropout > 0.0) {
+            return Err(Error::Device(
+                "internal: the training wavefront runs per-step kernels without dropout".into(),
+            ));
+        }
+        // State slots per layer: every state (training) or a ping-pong pair.
+        let ns = if train { t_len + 1 } else { 2 };
 
         // Every layer's weights in one buffer (copied each call: optimisers update the
         // parameters in place), transposed for the kernels that read them per invocation.
@@ -72,29 +83,35 @@ impl Rnn {
         let xproj = empty(ctx, "xproj", &[1, t_len, batch, gh])?;
         self.project_input(rec, 0, input, &xproj, t_len * batch)?;
 
-        let hs = empty(ctx, "h states", &[nl, 2, batch, hid])?;
+        let hs = empty(ctx, "h states", &[nl, ns, batch, hid])?;
         let cs = if lstm {
-            empty(ctx, "c states", &[nl, 2, batch, hid])?
+            empty(ctx, "c states", &[nl, ns, batch, hid])?
         } else {
             placeholder(ctx)?
         };
         let (h0, c0) = init;
         for l in 0..nl {
             match h0 {
-                Some(h0) => rec.copy(h0, l * bh, &hs, 2 * l * bh, bh),
-                None => rec.clear(&hs, 2 * l * bh, bh),
+                Some(h0) => rec.copy(h0, l * bh, &hs, l * ns * bh, bh),
+                None => rec.clear(&hs, l * ns * bh, bh),
             }
             if lstm {
                 match c0 {
-                    Some(c0) => rec.copy(c0, l * bh, &cs, 2 * l * bh, bh),
-                    None => rec.clear(&cs, 2 * l * bh, bh),
+                    Some(c0) => rec.copy(c0, l * bh, &cs, l * ns * bh, bh),
+                    None => rec.clear(&cs, l * ns * bh, bh),
                 }
             }
         }
 
         let output = empty(ctx, "output", &[t_len, batch, hid])?;
         let len_ph = placeholder(ctx)?;
-        let unused = placeholder(ctx)?;
+        let nsave = cfg.mode.saved_per_unit();
+        let saved_len = t_len * batch * nsave * hid;
+        let unused = if train && nsave > 0 {
+            empty(ctx, "saved gates", &[nl, t_len, batch, nsave * hid])?
+        } else {
+            placeholder(ctx)?
+        };
         let bind = ForwardBindings {
             w_hh: &pack,
             b_hh: &bias,
@@ -113,20 +130,73 @@ impl Rnn {
             }
         }
 
-        // Final states: slot T % 2 of every layer.
+        // Final states: slot T (training) or T % 2 of every layer.
         let h_n = empty(ctx, "h_n", &[nl, batch, hid])?;
         let c_n = if lstm {
             Some(empty(ctx, "c_n", &[nl, batch, hid])?)
         } else {
             None
         };
+        let last = if train { t_len } else { t_len % 2 };
         for l in 0..nl {
-            let slot = (2 * l + t_len % 2) * bh;
+            let slot = (l * ns + last) * bh;
             rec.copy(&hs, slot, &h_n, l * bh, bh);
             if let Some(c_n) = &c_n {
                 rec.copy(&cs, slot, c_n, l * bh, bh);
             }
         }
-        Ok(RnnOutput { output, h_n, c_n })
+        let out = RnnOutput { output, h_n, c_n };
+        if !train {
+            return Ok((out, None));
+        }
+
+        // The backward's per-layer layout: states [1, T+1, B, H] and saved values per layer,
+        // and layer l's input = layer l-1's states after each time (its output rows; at padded
+        // times they hold the carried state instead of zeros, which the backward multiplies
+        // only by zero gate gradients).
+        let mut layers = Vec::with_capacity(nl);
+        for l in 0..nl {
+            let mut part =
+                |name: &str, src: &Tensor, off: usize, shape: &[usize]| -> Result<Tensor> {
+                    let t = empty(ctx, name, shape)?;
+                    rec.copy(src, off, &t, 0, t.numel());
+                    Ok(t)
+                };
+            let x = match l {
+                0 => input.clone(),
+                _ => part(
+                    "layer input",
+                    &hs,
+                    ((l - 1) * ns + 1) * bh,
+                    &[t_len, batch, hid],
+                )?,
+            };
+            let states = [1, ns, batch, hid];
+            layers.push(LayerState {
+                x,
+                hs: part("h states", &hs, l * ns * bh, &states)?,
+                cs: match lstm {
+                    true => part("c states", &cs, l * ns * bh, &states)?,
+                    false => placeholder(ctx)?,
+                },
+                saved: match nsave {
+                    0 => placeholder(ctx)?,
+                    _ => part(
+                        "saved gates",
+                        &unused,
+                        l * saved_len,
+                        &[1, t_len, batch, nsave * hid],
+                    )?,
+                },
+            });
+        }
+        let st = ForwardState {
+            seq: t_len,
+            batch,
+            lengths: lengths.cloned(),
+            layers,
+            dropout_seed: 0,
+        };
+        Ok((out, Some(st)))
     }
 }

@@ -185,20 +185,22 @@ fn single_workgroup_schedule_matches_reference() {
     forward_all(ctx, 6000);
 }
 
-/// Records an inference forward of `cfg` over T x B and returns its dispatch count.
-fn dispatches(ctx: &Context, cfg: &RnnConfig, t: usize, b: usize) -> usize {
+/// Records a forward (inference, or training with `train`) of `cfg` over T x B and returns its
+/// dispatch count.
+fn dispatches(ctx: &Context, cfg: &RnnConfig, t: usize, b: usize, train: bool) -> usize {
     let rnn = Rnn::random(ctx, cfg, 1).unwrap();
     let x = Tensor::zeros(ctx, "input", &[t, b, cfg.input_size]).unwrap();
     let mut rec = Recorder::new(ctx);
     let _: (RnnOutput, _) = rnn
-        .record_forward(&mut rec, &x, &ForwardInputs::default(), false)
+        .record_forward(&mut rec, &x, &ForwardInputs::default(), train)
         .unwrap();
     rec.dispatch_count()
 }
 
 /// The dispatch budget of the performance issue: a 2-layer unidirectional LSTM over T = 100
-/// in at most T + 2L + 4 dispatches per inference call, on either kernel variant; a single
-/// dispatch for the recurrence when the single-workgroup kernel is chosen.
+/// in at most T + 2L + 4 dispatches per inference call (and per training forward), on either
+/// kernel variant; a single dispatch for the recurrence when the single-workgroup kernel is
+/// chosen.
 #[test]
 fn wavefront_meets_the_dispatch_budget() {
     static ONE: OnceLock<Context> = OnceLock::new();
@@ -206,8 +208,10 @@ fn wavefront_meets_the_dispatch_budget() {
     let cfg = RnnConfig::new(Mode::Lstm, 24, 16).layers(l);
     for v in [KernelVariant::Tiled, KernelVariant::Simple] {
         let Some(ctx) = ctx_for(v) else { return };
-        let n = dispatches(ctx, &cfg, t, 3);
-        assert!(n <= t + 2 * l + 4, "{v:?}: {n} dispatches");
+        for train in [false, true] {
+            let n = dispatches(ctx, &cfg, t, 3, train);
+            assert!(n <= t + 2 * l + 4, "{v:?} train={train}: {n} dispatches");
+        }
     }
     let Some(ctx) = schedule_ctx(&ONE, KernelVariant::Tiled, |c| {
         c.set_persistent(Persistent::Always)
@@ -215,7 +219,7 @@ fn wavefront_meets_the_dispatch_budget() {
         return;
     };
     // GEMM (layer 0), W_hh and W_ih transposes into the pack (3), seq_forward.
-    assert_eq!(dispatches(ctx, &cfg, t, 3), 5);
+    assert_eq!(dispatches(ctx, &cfg, t, 3, false), 5);
 }
 
 /// f16 weights against the reference run with the same weights rounded to f16 (to nearest,
