@@ -6,7 +6,7 @@
 //!
 //!   step_forward   h_{t-1} W_hh^T + b_hh, gate nonlinearities, state update, output row
 //!   step_backward  dh = dgates_{t+1} W_hh + dh_carry + dy_t, then the cell's gate gradients
-//!   wave_forward   one wavefront step of a unidirectional stack (inference): layer l at step
+//!   wave_forward   one wavefront step of a unidirectional stack: layer l at step
 //!                  w - l for every active l; layers above the first compute their input
 //!                  product h^{l-1}_t W_ih^T here instead of in a GEMM (see "Wavefront")
 //!   seq_forward    the whole wavefront of a stack in one single-workgroup dispatch (small

@@ -295,9 +295,10 @@ impl Context {
             .store(n.max(1), std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Whether unidirectional stacks of two or more layers run their inference forward as a
-    /// wavefront over layers (T + L - 1 step dispatches instead of L*T). On by default except on
-    /// CPU adapters; `WGRNN_WAVEFRONT=1|0` overrides.
+    /// Whether unidirectional stacks of two or more layers run their forwards (inference, and
+    /// training without inter-layer dropout) as a wavefront over layers (T + L - 1 step
+    /// dispatches instead of L*T; `Rnn::schedule` has the other conditions). On by default
+    /// except on CPU adapters; `WGRNN_WAVEFRONT=1|0` overrides.
     pub fn wavefront(&self) -> bool {
         self.wavefront.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -336,20 +337,29 @@ impl Context {
         }
     }
 
-    /// Whether a unidirectional inference forward over `batch` rows of `hidden` units, reading
-    /// `weight_bytes` of recurrent (and upper layers' input) weights per wavefront step, runs as
-    /// one single-workgroup dispatch. `Auto`, on GPUs: when every invocation owns at most one
-    /// unit for four rows (`ceil(B/4) * H <= 256`) and the weights of a step are at most
-    /// 256 KiB, i.e. when one compute unit streams a step's weights (~120 GB/s from L2, a
-    /// prediction for the H100) faster than a dispatch costs (~2.4 us there); larger steps go
-    /// to the per-step matrix-vector kernels, which spread the weights over every compute
-    /// unit. Never on CPU adapters (one workgroup runs on one thread: 2.7x slower per step on
-    /// lavapipe for S1).
-    pub fn use_persistent(&self, batch: usize, hidden: usize, weight_bytes: usize) -> bool {
+    /// Whether a unidirectional inference forward over `seq` steps of `batch` rows of `hidden`
+    /// units, reading `weight_bytes` of recurrent (and upper layers' input) weights per
+    /// wavefront step, runs as one single-workgroup dispatch. `Auto`, on GPUs: for more than
+    /// one step, when every invocation owns at most one unit for four rows per layer
+    /// (`ceil(B/4) * H <= 256`) and the weights of a step are at most 256 KiB, i.e. when one
+    /// compute unit streams a step's weights (~120 GB/s from L2, a prediction for the H100)
+    /// faster than a dispatch costs (~2.4 us there); larger steps go to the per-step
+    /// matrix-vector kernels, which spread the weights over every compute unit, and a single
+    /// step to the per-layer kernels (no weight pack to build). Never on CPU adapters (one
+    /// workgroup runs on one thread: 2.7x slower per step on lavapipe for S1).
+    pub fn use_persistent(
+        &self,
+        seq: usize,
+        batch: usize,
+        hidden: usize,
+        weight_bytes: usize,
+    ) -> bool {
         match self.persistent() {
             Persistent::Always => true,
             Persistent::Never => false,
-            Persistent::Auto => persistent_auto(self.info.device_type, batch, hidden, weight_bytes),
+            Persistent::Auto => {
+                seq > 1 && persistent_auto(self.info.device_type, batch, hidden, weight_bytes)
+            }
         }
     }
 

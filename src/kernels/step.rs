@@ -104,7 +104,13 @@ impl StepDims {
         let ctx = rec.ctx();
         let imp = match ctx.variant() {
             KernelVariant::Simple => Impl::Simple,
-            KernelVariant::Tiled if self.batch <= ctx.narrow_batch() => Impl::Gemv,
+            // One workgroup per unit: H must fit the grid's x dimension.
+            KernelVariant::Tiled
+                if self.batch <= ctx.narrow_batch()
+                    && self.hidden as u32 <= ctx.limits().max_compute_workgroups_per_dimension =>
+            {
+                Impl::Gemv
+            }
             KernelVariant::Tiled => Impl::Tiled,
         };
         let entry = match (wave, imp) {
@@ -179,11 +185,12 @@ impl StepDims {
 /// `[2, D, B, H]` (inference), `y [T, B, D*H]`, `saved [D, T, B, S*H]`. Unused ones may be any
 /// distinct placeholder tensor.
 ///
-/// The wavefront drivers (unidirectional inference; "Wavefront" in recurrent.wgsl) bind the
+/// The wavefront drivers (unidirectional stacks; "Wavefront" in recurrent.wgsl) bind the
 /// same slots differently: `w_hh` = every layer's weights `[L, 2, N]`, N = G*H*H rounded up to
 /// even (W_hh, W_ih; as stored for the tiled and gemv kernels, transposed for the others),
 /// `b_hh` = every layer's biases `[L, 2, G*H]` (b_ih, b_hh), `xproj [T, B, G*H]` (layer 0),
-/// `hs`/`cs` `[L, 2, B, H]`, `y [T, B, H]`, `saved` unused.
+/// `hs`/`cs` `[L, 2, B, H]` (training: `[L, T+1, B, H]`), `y [T, B, H]`, `saved`
+/// `[L, T, B, S*H]` in training, else unused.
 pub(crate) struct ForwardBindings<'a> {
     pub w_hh: &'a Tensor,
     pub b_hh: &'a Tensor,
@@ -266,7 +273,9 @@ pub(crate) fn step_backward(
     h0_off: usize,
     t: &BackwardBindings,
 ) -> Result<()> {
-    let narrow = dims.batch <= rec.ctx().narrow_batch();
+    let narrow = dims.batch <= rec.ctx().narrow_batch()
+        && dims.hidden.div_ceil(8) as u32
+            <= rec.ctx().limits().max_compute_workgroups_per_dimension;
     let (entry, consts, groups) = match dims.tiled(rec, true) {
         Some(_) if narrow => (
             "step_backward_gemv",

@@ -45,7 +45,8 @@ pub enum WeightStorage {
     /// arithmetic: half the weight traffic of every step. Applies to the recurrent weights of
     /// inference forwards (W_hh, and W_ih of layers above the first on the wavefront); the
     /// input-projection GEMM, training forwards and backwards stay f32. Error bounds in
-    /// docs/NUMERICS.md.
+    /// docs/NUMERICS.md. Weights must lie in f16's range (|w| <= 65504): beyond it WGSL leaves
+    /// the converted value undefined.
     F16,
 }
 
@@ -53,7 +54,8 @@ pub enum WeightStorage {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Schedule {
     /// Layer by layer: one input GEMM and T step dispatches per layer (bidirectional stacks,
-    /// single layers, training with inter-layer dropout, short calls).
+    /// training with inter-layer dropout, stacks too large for the wavefront's buffers, and
+    /// otherwise single layers and short calls unless the single workgroup takes them).
     PerLayer,
     /// Unidirectional stacks on a wavefront over layers: T + L - 1 step dispatches.
     Wavefront,
@@ -206,24 +208,37 @@ impl Rnn {
     }
 
     /// The schedule a forward over `seq` steps of `batch` rows takes on `ctx` (`train`: a
-    /// training forward). The wavefront copies every layer's weights into one buffer per call:
-    /// it runs only when those weights fit the adapter's largest storage binding and the
-    /// dispatches it saves, (L-1)(T-1), outweigh the copy (one dispatch, ~2.4 us on an H100,
-    /// against ~1 MiB copied; so `step()` and other short calls run layer by layer). Training
-    /// forwards with inter-layer dropout run layer by layer; the single workgroup is for
-    /// inference only.
+    /// training forward).
+    ///
+    /// The wavefront binds every layer's weights as one buffer, copied each call, and in
+    /// training every layer's states and saved values as one buffer each (copied afterwards into
+    /// the per-layer layout of the backward: twice their memory at the peak). It runs only when
+    /// those buffers fit the adapter's largest storage binding and the dispatches it saves,
+    /// (L-1)(T-1), outweigh the weight copy (one dispatch, ~2.4 us on an H100, counted as ~1 MiB
+    /// copied), so `step()` and other short calls run layer by layer. Training with inter-layer
+    /// dropout runs layer by layer; the single workgroup (see [`Context::use_persistent`]) is
+    /// for inference only.
     pub fn schedule(&self, ctx: &Context, seq: usize, batch: usize, train: bool) -> Schedule {
         let cfg = &self.cfg;
-        let bytes = self.wave_weight_bytes(train);
-        let saved = (cfg.num_layers - 1) * seq.saturating_sub(1);
-        if cfg.bidirectional
-            || (train && cfg.dropout > 0.0)
-            || bytes as u64 > ctx.limits().max_storage_buffer_binding_size
-        {
+        let (nl, hid) = (cfg.num_layers, cfg.hidden_size);
+        let bytes = self.wave_weight_bytes(train) as u64;
+        let limit = ctx
+            .limits()
+            .max_storage_buffer_binding_size
+            .min(ctx.limits().max_buffer_size);
+        // The largest whole-stack buffer besides the weights (training: the saved values, or
+        // the states where nothing is saved).
+        let per_step = (batch * hid * nl) as u64 * 4;
+        let state_bytes = match train {
+            true => per_step * (seq as u64 + 1) * cfg.mode.saved_per_unit().max(1) as u64,
+            false => per_step * 2,
+        };
+        let saved_dispatches = ((nl - 1) * seq.saturating_sub(1)) as u64;
+        if cfg.bidirectional || (train && cfg.dropout > 0.0) || bytes.max(state_bytes) > limit {
             Schedule::PerLayer
-        } else if !train && ctx.use_persistent(batch, cfg.hidden_size, bytes) {
+        } else if !train && ctx.use_persistent(seq, batch, hid, bytes as usize) {
             Schedule::SingleWorkgroup
-        } else if cfg.num_layers >= 2 && ctx.wavefront() && saved << 20 >= bytes {
+        } else if nl >= 2 && ctx.wavefront() && saved_dispatches << 20 >= bytes {
             Schedule::Wavefront
         } else {
             Schedule::PerLayer

@@ -334,14 +334,30 @@ fn measure_f16_error() {
     );
 }
 
-/// A stack whose weights exceed the largest storage binding as one buffer runs layer by layer
-/// (each layer's weights still fit), not on the wavefront.
+/// A stack whose weights (or, in training, saved values) exceed the largest storage binding as
+/// one buffer runs layer by layer (each layer's still fit), not on the wavefront.
 #[test]
 fn wavefront_needs_the_weights_in_one_binding() {
     let Some(ctx) = ctx_for(KernelVariant::Tiled) else {
         return;
     };
     let limit = ctx.limits().max_storage_buffer_binding_size as usize;
+    let small = Rnn::random(ctx, &RnnConfig::new(Mode::Lstm, 1, 8).layers(2), 1).unwrap();
+    assert_eq!(small.schedule(ctx, 10, 1, false), Schedule::Wavefront);
+    // One step saves no dispatch: layer by layer, no weight copy.
+    assert_eq!(small.schedule(ctx, 1, 1, false), Schedule::PerLayer);
+    // Training keeps every layer's saved values in one buffer: a long sequence whose values
+    // fit per layer but not for the stack runs layer by layer.
+    let per_layer_saved = |t: usize| t * 64 * 4 * 32 * 4;
+    let t = limit / per_layer_saved(1) * 2 / 3;
+    let deep = Rnn::random(ctx, &RnnConfig::new(Mode::Lstm, 1, 32).layers(3), 1).unwrap();
+    assert!(per_layer_saved(t) <= limit && 3 * per_layer_saved(t) > limit);
+    assert_eq!(
+        deep.schedule(ctx, t, 64, true),
+        Schedule::PerLayer,
+        "T = {t}"
+    );
+    assert_eq!(deep.schedule(ctx, 100, 64, true), Schedule::Wavefront);
     // W_hh of one LSTM layer is 16 H^2 bytes: pick H so that one layer's fits and the pack
     // of two layers (4 blocks) does not.
     let h = ((limit / 16) as f64).sqrt() as usize * 3 / 4;
@@ -355,8 +371,4 @@ fn wavefront_needs_the_weights_in_one_binding() {
         Schedule::PerLayer,
         "H = {h}"
     );
-    let small = Rnn::random(ctx, &RnnConfig::new(Mode::Lstm, 1, 8).layers(2), 1).unwrap();
-    assert_eq!(small.schedule(ctx, 10, 1, false), Schedule::Wavefront);
-    // One step saves no dispatch: layer by layer, no weight copy.
-    assert_eq!(small.schedule(ctx, 1, 1, false), Schedule::PerLayer);
 }
