@@ -19,16 +19,7 @@ fn sequences(c: &mut Criterion) {
     g.sample_size(10);
     for &(h, b, t) in shapes {
         for pass in [Pass::Inference, Pass::Train] {
-            let shape = Shape {
-                label: "bench".into(),
-                mode: Mode::Lstm,
-                input: h,
-                hidden: h,
-                batch: b,
-                seq: t,
-                layers: 2,
-                bidirectional: false,
-            };
+            let shape = lstm2(h, b, t);
             g.throughput(Throughput::Elements((b * t) as u64));
             g.bench_function(format!("lstm2/{}/H{h}/B{b}/T{t}", pass.name()), |it| {
                 it.iter_custom(|iters| {
@@ -40,11 +31,9 @@ fn sequences(c: &mut Criterion) {
     g.finish();
 }
 
-/// A 2-layer unidirectional LSTM's inference on each schedule, f32 and f16 weights.
-fn schedules(c: &mut Criterion) {
-    let smoke = std::env::var("WGRNN_BENCH_SMOKE").is_ok_and(|v| v == "1");
-    let (h, b, t) = if smoke { (8, 2, 4) } else { (64, 4, 64) };
-    let shape = Shape {
+/// A 2-layer unidirectional LSTM with I = H.
+fn lstm2(h: usize, b: usize, t: usize) -> Shape {
+    Shape {
         label: "bench".into(),
         mode: Mode::Lstm,
         input: h,
@@ -53,7 +42,14 @@ fn schedules(c: &mut Criterion) {
         seq: t,
         layers: 2,
         bidirectional: false,
-    };
+    }
+}
+
+/// A 2-layer unidirectional LSTM's inference on each schedule, f32 and f16 weights.
+fn schedules(c: &mut Criterion) {
+    let smoke = std::env::var("WGRNN_BENCH_SMOKE").is_ok_and(|v| v == "1");
+    let (h, b, t) = if smoke { (8, 2, 4) } else { (64, 4, 64) };
+    let shape = lstm2(h, b, t);
     let mut g = c.benchmark_group("schedule");
     g.sample_size(10);
     g.throughput(Throughput::Elements((b * t) as u64));
