@@ -1,5 +1,7 @@
-//! The GPU context: instance, adapter, device and queue, the adapter's limits, and the caches
-//! (pipelines, pooled buffers) that every op shares.
+//! The GPU context: instance, adapter, device and queue, the adapter's limits, the caches
+//! (pipelines, pooled buffers) that every op shares, and the per-adapter kernel and schedule
+//! choices (kernel variant, wavefront, single workgroup, narrow batch), each overridable by an
+//! environment variable and a setter.
 //!
 //! The adapter is chosen honouring wgpu's own `WGPU_BACKEND` (e.g. `vulkan`) and
 //! `WGPU_ADAPTER_NAME` (a case-insensitive substring of the adapter's name). The device is
