@@ -71,6 +71,13 @@ fn state_at(d: u32, t: u32, s: u32, b: u32, j: u32, newer: bool) -> u32 {
 
 fn clamp_b(b: u32) -> u32 { return min(b, p.batch - 1u); }
 
+// Starts of rows b0..b0+3 of a [B, stride] block at a0; rows past the batch repeat the last one
+// (their results are computed but never written).
+fn row_starts(a0: u32, b0: u32, stride: u32) -> vec4<u32> {
+  return vec4<u32>(a0 + clamp_b(b0) * stride, a0 + clamp_b(b0 + 1u) * stride,
+                   a0 + clamp_b(b0 + 2u) * stride, a0 + clamp_b(b0 + 3u) * stride);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Forward step.
 
@@ -124,8 +131,7 @@ fn weight(i: u32) -> f32 {
 fn simple_product(a0: u32, w0: u32, j: u32, b0: u32) -> array<vec4<f32>, 4> {
   let H = p.hidden;
   let GH = G * H;
-  let hb = vec4<u32>(a0 + clamp_b(b0) * H, a0 + clamp_b(b0 + 1u) * H,
-                     a0 + clamp_b(b0 + 2u) * H, a0 + clamp_b(b0 + 3u) * H);
+  let hb = row_starts(a0, b0, H);
   var acc: array<vec4<f32>, 4>;
   for (var g = 0u; g < 4u; g++) { acc[g] = vec4<f32>(0.0); }
   for (var k = 0u; k < H; k++) {
@@ -224,10 +230,7 @@ fn step_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
   var rec = vec4<f32>(0.0);
   if (sf < T) {
     let tf = time_of(d, sf);
-    let base = vec4<u32>(((d * T + tf) * B + clamp_b(b0)) * GH,
-                         ((d * T + tf) * B + clamp_b(b0 + 1u)) * GH,
-                         ((d * T + tf) * B + clamp_b(b0 + 2u)) * GH,
-                         ((d * T + tf) * B + clamp_b(b0 + 3u)) * GH);
+    let base = row_starts((d * T + tf) * B * GH, b0, GH);
     let wbase = d * GH * H + j;
     for (var r = 0u; r < GH; r++) {
       let dg = vec4<f32>(dg_hidden(base.x + r), dg_hidden(base.y + r),
@@ -664,8 +667,7 @@ var<workgroup> red: array<vec4<f32>, 256>;   // [LANES, 4 gates]: batch rows in 
 // The partial products of one lane: gate g in field g, batch row q in component q.
 fn gemv_lane(a0: u32, w0: u32, j: u32, lane: u32) -> Acc {
   let H = p.hidden;
-  let hb = vec4<u32>(a0 + clamp_b(0u) * H, a0 + clamp_b(1u) * H, a0 + clamp_b(2u) * H,
-                     a0 + clamp_b(3u) * H);
+  let hb = row_starts(a0, 0u, H);
   var s0 = vec4<f32>(0.0);
   var s1 = vec4<f32>(0.0);
   var s2 = vec4<f32>(0.0);
@@ -753,8 +755,7 @@ fn step_backward_gemv(@builtin(local_invocation_index) li: u32,
   var acc = vec4<f32>(0.0);
   if (sf < T && j < H) {
     let gbase = (d * T + time_of(d, sf)) * p.batch;
-    let rows = vec4<u32>((gbase + clamp_b(0u)) * GH, (gbase + clamp_b(1u)) * GH,
-                         (gbase + clamp_b(2u)) * GH, (gbase + clamp_b(3u)) * GH);
+    let rows = row_starts(gbase * GH, 0u, GH);
     let wbase = d * GH * H + j;
     for (var r = q; r < GH; r += BR) {
       let dg = vec4<f32>(dg_hidden(rows.x + r), dg_hidden(rows.y + r), dg_hidden(rows.z + r),

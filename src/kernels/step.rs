@@ -104,13 +104,7 @@ impl StepDims {
         let ctx = rec.ctx();
         let imp = match ctx.variant() {
             KernelVariant::Simple => Impl::Simple,
-            // One workgroup per unit: H must fit the grid's x dimension.
-            KernelVariant::Tiled
-                if self.batch <= ctx.narrow_batch()
-                    && self.hidden as u32 <= ctx.limits().max_compute_workgroups_per_dimension =>
-            {
-                Impl::Gemv
-            }
+            KernelVariant::Tiled if self.gemv(ctx, 1) => Impl::Gemv,
             KernelVariant::Tiled => Impl::Tiled,
         };
         let entry = match (wave, imp) {
@@ -130,6 +124,14 @@ impl StepDims {
             },
         };
         (entry, consts, [g[0], g[1], z as u32])
+    }
+
+    /// Whether the matrix-vector kernels (`units` hidden units per workgroup) take this layer:
+    /// a batch up to `narrow_batch` and a grid of H / `units` workgroups within the x limit.
+    fn gemv(&self, ctx: &crate::context::Context, units: usize) -> bool {
+        self.batch <= ctx.narrow_batch()
+            && self.hidden.div_ceil(units) as u32
+                <= ctx.limits().max_compute_workgroups_per_dimension
     }
 
     fn tiled(&self, rec: &Recorder, backward: bool) -> Option<(Constants, [u32; 3])> {
@@ -273,9 +275,7 @@ pub(crate) fn step_backward(
     h0_off: usize,
     t: &BackwardBindings,
 ) -> Result<()> {
-    let narrow = dims.batch <= rec.ctx().narrow_batch()
-        && dims.hidden.div_ceil(8) as u32
-            <= rec.ctx().limits().max_compute_workgroups_per_dimension;
+    let narrow = dims.gemv(rec.ctx(), 8);
     let (entry, consts, groups) = match dims.tiled(rec, true) {
         Some(_) if narrow => (
             "step_backward_gemv",

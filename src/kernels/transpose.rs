@@ -90,3 +90,29 @@ pub(crate) fn pack_f16(
     ];
     rec.dispatch(PACK_F16, &[], &p, &[src, dst], grid_1d(n.div_ceil(2), 64))
 }
+
+/// `src [nz, rows, cols]` into `dst` from element `dst_off` in the layout and precision a
+/// recurrent forward kernel reads: as stored, transposed (`[nz, cols, rows]`), or either as f16
+/// pairs (`dst_off` then counts f16 values and must be even).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn stage_weights(
+    rec: &mut Recorder,
+    src: &Tensor,
+    dst: &Tensor,
+    dst_off: usize,
+    transposed: bool,
+    f16: bool,
+    nz: usize,
+    rows: usize,
+    cols: usize,
+) -> Result<()> {
+    if f16 {
+        pack_f16(rec, src, dst, dst_off, transposed, nz, rows, cols)
+    } else if transposed {
+        transpose_into(rec, src, dst, dst_off, nz, rows, cols)
+    } else {
+        check_extent("staged weights", dst, dst_off + nz * rows * cols - 1)?;
+        rec.copy(src, 0, dst, dst_off, nz * rows * cols);
+        Ok(())
+    }
+}

@@ -32,7 +32,7 @@ use crate::kernels::step::{
     BackwardBindings, F_BIAS, F_DY, F_LENGTHS, F_TRAIN, ForwardBindings, StepDims, step_backward,
     step_forward,
 };
-use crate::kernels::transpose::{pack_f16, transpose};
+use crate::kernels::transpose::{stage_weights, transpose};
 use crate::tensor::{DType, Tensor};
 
 /// How the recurrent kernels of an inference forward read the weights.
@@ -494,14 +494,12 @@ impl Rnn {
             // The simple kernels read W_hh transposed so that neighbouring invocations read
             // neighbouring words (refreshed every call: optimisers update the parameters in
             // place); the tiled ones stage the weights through workgroup memory instead.
-            let w_hh_step = if dims.f16 {
-                let w = empty(ctx, "weight_hh f16", &[(nd * gh * hid).div_ceil(2)])?;
-                pack_f16(rec, &lp.w_hh, &w, 0, simple, nd, gh, hid)?;
+            let w_hh_step = if dims.f16 || simple {
+                let n = nd * gh * hid;
+                let words = if dims.f16 { n.div_ceil(2) } else { n };
+                let w = empty(ctx, "weight_hh staged", &[words])?;
+                stage_weights(rec, &lp.w_hh, &w, 0, simple, dims.f16, nd, gh, hid)?;
                 w
-            } else if simple {
-                let w_hh_t = empty(ctx, "weight_hh transposed", &[nd, hid, gh])?;
-                transpose(rec, &lp.w_hh, &w_hh_t, nd, gh, hid)?;
-                w_hh_t
             } else {
                 lp.w_hh.clone()
             };

@@ -12,7 +12,7 @@ use crate::context::KernelVariant;
 use crate::encoder::Recorder;
 use crate::error::{Error, Result};
 use crate::kernels::step::{F_TRAIN, ForwardBindings, StepDims, seq_forward, wave_forward};
-use crate::kernels::transpose::{pack_f16, transpose_into};
+use crate::kernels::transpose::stage_weights;
 use crate::tensor::Tensor;
 
 impl Rnn {
@@ -67,13 +67,7 @@ impl Rnn {
             // W_hh goes to block 2l, W_ih to 2l + 1; b_ih to 2l, b_hh to 2l + 1.
             for (i, (w, b, bslot)) in blocks.into_iter().enumerate() {
                 let off = (2 * l + i) * block;
-                if dims.f16 {
-                    pack_f16(rec, w, &pack, off, transposed, 1, gh, hid)?;
-                } else if transposed {
-                    transpose_into(rec, w, &pack, off, 1, gh, hid)?;
-                } else {
-                    rec.copy(w, 0, &pack, off, ghh);
-                }
+                stage_weights(rec, w, &pack, off, transposed, dims.f16, 1, gh, hid)?;
                 if let Some(b) = b {
                     rec.copy(b, 0, &bias, bslot * gh, gh);
                 }

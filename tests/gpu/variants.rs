@@ -20,21 +20,16 @@ const TOL: f64 = 1e-4;
 fn ctx_for(v: KernelVariant) -> Option<&'static Context> {
     static TILED: OnceLock<Context> = OnceLock::new();
     static SIMPLE: OnceLock<Context> = OnceLock::new();
-    gpu()?; // applies the no-adapter policy
     let cell = if v == KernelVariant::Tiled {
         &TILED
     } else {
         &SIMPLE
     };
-    Some(cell.get_or_init(|| {
-        let c = Context::with_variant(v).expect("second context on the same adapter");
-        // Tile heights then follow the batch alone, so every RM is exercised at small sizes.
-        c.set_target_workgroups(1);
-        // The wavefront whatever the adapter's default (per_layer_schedule_* tests the other).
+    // The wavefront whatever the adapter's default (per_layer_schedule_* tests the other).
+    schedule_ctx(cell, v, |c| {
         c.set_wavefront(true);
-        c.set_persistent(Persistent::Never);
-        c
-    }))
+        c.set_persistent(Persistent::Never)
+    })
 }
 
 /// Batches 20, 40 and 70 select 2, 3 and 4 rows per invocation in the tiled kernels; the last case is
@@ -132,7 +127,9 @@ fn split_k_weight_gradients_match_reference() {
     }
 }
 
-/// A context of its own for a schedule setting (the shared ones keep their defaults).
+/// A context of its own on variant `v` with schedule settings `set` (the shared default one
+/// keeps the adapter's defaults). Applies the no-adapter policy first. Tile heights follow the
+/// batch alone (target of one workgroup), so every RM is exercised at small sizes.
 fn schedule_ctx(
     cell: &'static OnceLock<Context>,
     v: KernelVariant,
@@ -140,7 +137,7 @@ fn schedule_ctx(
 ) -> Option<&'static Context> {
     gpu()?;
     Some(cell.get_or_init(|| {
-        let c = Context::with_variant(v).expect("context");
+        let c = Context::with_variant(v).expect("second context on the same adapter");
         c.set_target_workgroups(1);
         set(&c);
         c
