@@ -203,11 +203,12 @@ pub(crate) fn gemm(
 mod tests {
     //! Every GEMM kernel (register-blocked, 64x64 and 128x128 tiles, split-K + reduce) against
     //! the reference on awkward sizes, transposed operands, summed batches, bias and
-    //! accumulation; and the transpose kernel. Needs an adapter (CI fails without one).
+    //! accumulation; and the transpose and f16-packing kernels. Needs an adapter (CI fails
+    //! without one).
 
     use super::*;
     use crate::context::{Context, KernelVariant};
-    use crate::reference::matmul::{matmul, transpose};
+    use crate::reference::matmul::{f16_ulp, matmul, pack_f16, transpose};
     use crate::tensor::DType;
 
     /// f32 dot products of length <= 1500 against f64: a few 1e-7 relative.
@@ -382,6 +383,91 @@ mod tests {
                     w,
                     "transpose {nz}x{rows}x{cols}"
                 );
+            }
+        }
+    }
+
+    /// The value of an IEEE binary16 bit pattern.
+    fn f16_value(h: u32) -> f64 {
+        let (sign, exp, frac) = ((h >> 15) & 1, (h >> 10) & 31, h & 1023);
+        let mag = match exp {
+            0 => frac as f64 * (-24f64).exp2(),
+            _ => (1.0 + frac as f64 / 1024.0) * (exp as f64 - 15.0).exp2(),
+        };
+        if sign == 1 { -mag } else { mag }
+    }
+
+    /// Sentinel words around the written range show that nothing else is touched.
+    const SENTINEL: u32 = 0xdead_beef;
+
+    /// `transpose_into` at an offset and `pack_f16_forward` (as stored and transposed, odd
+    /// element counts, even offsets) against the reference. WGSL lets pack2x16float round
+    /// either way, so each value may be one f16 ulp from round-to-nearest.
+    #[test]
+    fn staged_weights_match_reference() {
+        use crate::kernels::transpose::stage_weights;
+        for ctx in contexts() {
+            for (nz, rows, cols) in [(1, 1, 1), (2, 7, 3), (1, 13, 13), (3, 5, 65)] {
+                let n = nz * rows * cols;
+                let x = data(11, n);
+                let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+                let src = Tensor::from_f32(&ctx, "x", &[n], &x).unwrap();
+                for (transposed, f16) in
+                    [(false, false), (true, false), (false, true), (true, true)]
+                {
+                    let off = 6;
+                    // Words: f32 values, or f16 pairs; two spare words after the range.
+                    let words = if f16 { (off + n).div_ceil(2) } else { off + n } + 2;
+                    let dst =
+                        Tensor::from_u32(&ctx, "dst", &[words], &vec![SENTINEL; words]).unwrap();
+                    let mut rec = Recorder::new(&ctx);
+                    stage_weights(&mut rec, &src, &dst, off, transposed, f16, nz, rows, cols)
+                        .unwrap();
+                    rec.submit().unwrap();
+                    let got = dst.to_vec_u32(&ctx).unwrap();
+                    let what = format!("{nz}x{rows}x{cols} transposed={transposed} f16={f16}");
+                    let (first, last) = if f16 {
+                        (off / 2, (off + n).div_ceil(2))
+                    } else {
+                        (off, off + n)
+                    };
+                    assert!(
+                        got[..first]
+                            .iter()
+                            .chain(&got[last..])
+                            .all(|&w| w == SENTINEL),
+                        "{what}: words outside the range changed"
+                    );
+                    if !f16 {
+                        let mut w = Vec::new();
+                        for q in 0..nz {
+                            let blk = &x64[q * rows * cols..(q + 1) * rows * cols];
+                            match transposed {
+                                true => w.extend(transpose(blk, rows, cols)),
+                                false => w.extend_from_slice(blk),
+                            }
+                        }
+                        let g: Vec<f64> = got[off..off + n]
+                            .iter()
+                            .map(|&b| f32::from_bits(b) as f64)
+                            .collect();
+                        assert_eq!(g, w, "{what}");
+                        continue;
+                    }
+                    let want = pack_f16(&x64, nz, rows, cols, transposed);
+                    for (i, &wv) in want.iter().enumerate() {
+                        let e = off + i;
+                        let g = f16_value((got[e / 2] >> (16 * (e % 2))) & 0xffff);
+                        assert!(
+                            (g - wv).abs() <= f16_ulp(wv),
+                            "{what}: element {i} is {g:e}, reference {wv:e}"
+                        );
+                    }
+                    // The padding half after an odd count is zero.
+                    if (off + n) % 2 == 1 {
+                        assert_eq!(got[(off + n) / 2] >> 16, 0, "{what}: padding half");
+                    }
+                }
             }
         }
     }

@@ -6,6 +6,7 @@
 //! |-----------------------------------|--------------------------------------------|
 //! | matmul.wgsl `matmul_*`            | [`matmul::matmul`]                         |
 //! | transpose.wgsl `transpose_forward` | [`matmul::transpose`]                      |
+//! | transpose.wgsl `pack_f16_forward` | [`matmul::pack_f16`]                       |
 //! | lstm/gru/elman.wgsl `cell_*`      | [`cells::cell_forward`], [`cells::cell_backward`] |
 //! | recurrent.wgsl `step_forward`     | [`rnn::rnn_forward`] (the whole stack)     |
 //! | recurrent.wgsl `step_backward`    | [`rnn::rnn_backward`]                      |

@@ -11,6 +11,7 @@ use crate::common::gpu;
 use crate::forward::{
     Case, Fixture, MODES, compare_forward, edge_cases, matrix, run_forward_case_on,
 };
+use wgrnn::reference::matmul::round_f16;
 use wgrnn::{Context, ForwardInputs, KernelVariant, Mode, Persistent, Recorder, Rnn, RnnConfig};
 use wgrnn::{RnnOutput, RnnParams, Schedule, Tensor, WeightStorage, rnn::parse_param_name};
 
@@ -226,18 +227,6 @@ fn wavefront_meets_the_dispatch_budget() {
 /// nearest): see docs/NUMERICS.md.
 const F16_TOL: f64 = 1e-3;
 
-/// `x` rounded to the nearest f16 value (ties to even), for weights well inside f16's range.
-fn round_f16(x: f32) -> f32 {
-    let x = x as f64;
-    if x == 0.0 {
-        return 0.0;
-    }
-    // Spacing of f16 values around x: 2^(e - 10), e the binade (subnormals: 2^-24).
-    let e = x.abs().log2().floor().max(-14.0);
-    let q = (e - 10.0).exp2();
-    ((x / q).round_ties_even() * q) as f32
-}
-
 /// The parameters an f16 inference forward reads in f16, rounded: every W_hh, and W_ih of the
 /// layers above the first when the forward runs on the wavefront (whose steps compute those
 /// input products); the other parameters unchanged.
@@ -249,7 +238,7 @@ fn rounded(params: &RnnParams, wave: bool) -> RnnParams {
         };
         if kind == 1 || (kind == 0 && layer > 0 && wave) {
             for v in p.get_mut(&name).unwrap().data.iter_mut() {
-                *v = round_f16(*v);
+                *v = round_f16(*v as f64) as f32;
             }
         }
     }
