@@ -64,7 +64,7 @@ fn main() -> wgrnn::Result<()> {
                 ..Default::default()
             };
             let mut rec = Recorder::new(&ctx);
-            store.record_zero_grads(&mut rec);
+            store.record_zero_grads(&mut rec)?;
             let x = emb.record_forward(&mut rec, &xt)?;
             let (out, saved) = rnn.record_forward(&mut rec, &x, &inp, true)?;
             let saved = saved.ok_or_else(|| wgrnn::Error::config("no saved state"))?;

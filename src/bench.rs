@@ -316,12 +316,26 @@ pub struct BenchOptions {
     pub reps: usize,
     /// How inference forwards read the recurrent weights.
     pub weights: WeightStorage,
+    /// Seed of the parameters (the inputs use the next seeds).
+    pub seed: u64,
+}
+
+impl BenchOptions {
+    /// `reps` timed runs after `warmup`, f32 weights, seed 1.
+    pub fn new(warmup: usize, reps: usize) -> Self {
+        BenchOptions {
+            warmup,
+            reps,
+            weights: WeightStorage::F32,
+            seed: 1,
+        }
+    }
 }
 
 /// Median and spread of one quantity, milliseconds.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Stats {
-    /// Median.
+    /// Median (the mean of the two middle values for an even count).
     pub median: f64,
     /// Fastest run.
     pub min: f64,
@@ -330,7 +344,8 @@ pub struct Stats {
 }
 
 impl Stats {
-    fn of(v: &mut [f64]) -> Option<Stats> {
+    /// The statistics of `v` (sorted in place); `None` when empty.
+    pub fn of(v: &mut [f64]) -> Option<Stats> {
         if v.is_empty() {
             return None;
         }
@@ -360,14 +375,19 @@ pub struct BenchResult {
     pub gpu: Option<Stats>,
     /// Wall time: recording, encoding, submission and the wait.
     pub wall: Stats,
-    /// Compute dispatches per call.
-    pub dispatches: usize,
-    /// Submits per call.
-    pub submits: usize,
+    /// Compute dispatches per call, as submitted (the context's counters).
+    pub dispatches: u64,
+    /// Queue submissions of recorded work per call, counted where they happen (the most any
+    /// timed or warm-up call made).
+    pub submits: u64,
+    /// Readback submissions per call (the most any call made; a call reads nothing back).
+    pub readbacks: u64,
     /// Timed runs.
     pub reps: usize,
     /// The schedule the forward took.
     pub schedule: Schedule,
+    /// How inference forwards read the recurrent weights.
+    pub weights: WeightStorage,
 }
 
 impl BenchResult {
@@ -388,6 +408,52 @@ impl BenchResult {
     pub fn tflops(&self) -> f64 {
         self.shape.forward_flops() * self.pass.flop_factor() / (self.time_ms().0 * 1e-3) / 1e12
     }
+
+    /// The JSON object of `wgrnn bench --json` (keys listed in `wgrnn bench --help`);
+    /// `seq_requested` is the suite's T before `--quick` capped it.
+    pub fn json(&self, ctx: &Context, seq_requested: usize, quick: bool) -> serde_json::Value {
+        let s = &self.shape;
+        serde_json::json!({
+            "label": s.label,
+            "mode": s.mode_name(),
+            "input": s.input,
+            "hidden": s.hidden,
+            "batch": s.batch,
+            "seq": s.seq,
+            "seq_requested": seq_requested,
+            "layers": s.layers,
+            "bidirectional": s.bidirectional,
+            "pass": self.pass.name(),
+            "gpu_ms": self.gpu.map(|g| g.median),
+            "gpu_ms_min": self.gpu.map(|g| g.min),
+            "gpu_ms_max": self.gpu.map(|g| g.max),
+            "wall_ms": self.wall.median,
+            "wall_ms_min": self.wall.min,
+            "wall_ms_max": self.wall.max,
+            "us_per_step": self.us_per_step(),
+            "tflops": self.tflops(),
+            "time_source": self.time_ms().1,
+            "dispatches": self.dispatches,
+            "submits": self.submits,
+            "readbacks": self.readbacks,
+            "reps": self.reps,
+            "quick": quick,
+            "schedule": self.schedule.name(),
+            "weights": weights_name(self.weights),
+            "variant": format!("{:?}", ctx.variant()).to_lowercase(),
+            "narrow_batch": ctx.narrow_batch(),
+            "adapter": ctx.adapter_name(),
+            "backend": ctx.backend(),
+        })
+    }
+}
+
+/// `f32` or `f16`.
+pub fn weights_name(w: WeightStorage) -> &'static str {
+    match w {
+        WeightStorage::F32 => "f32",
+        WeightStorage::F16 => "f16",
+    }
 }
 
 /// Deterministic values in [-1, 1) (xorshift), so benchmarks never run on zeros.
@@ -403,30 +469,32 @@ pub fn bench_data(seed: u64, n: usize) -> Vec<f32> {
         .collect()
 }
 
-/// Times `pass` of `shape` on `ctx`: warm-up, then `reps` runs, each one submission.
+/// A tensor `name` of `shape` filled with [`bench_data`]`(seed)`; the shape is checked against
+/// the adapter's limits before the host data is made.
+pub fn data_tensor(ctx: &Context, name: &str, shape: &[usize], seed: u64) -> Result<Tensor> {
+    let n = ctx.check_tensor(name, shape)?;
+    Tensor::from_f32(ctx, name, shape, &bench_data(seed, n))
+}
+
+/// Times `pass` of `shape` on `ctx`: warm-up, then `reps` runs, each one call recorded and
+/// submitted; the context's counters say how many submissions, readbacks and dispatches each
+/// call made.
 pub fn run_bench(
     ctx: &Context,
     shape: &Shape,
     pass: Pass,
     opts: BenchOptions,
 ) -> Result<BenchResult> {
+    if opts.reps == 0 {
+        return Err(Error::config("--reps must be at least 1"));
+    }
     let cfg = shape.config();
-    let mut rnn = Rnn::random(ctx, &cfg, 1)?;
+    let mut rnn = Rnn::random(ctx, &cfg, opts.seed)?;
     rnn.set_weight_storage(opts.weights);
     let (t, b) = (shape.seq, shape.batch);
-    let x = Tensor::from_f32(
-        ctx,
-        "input",
-        &[t, b, shape.input],
-        &bench_data(2, t * b * shape.input),
-    )?;
     let out_w = cfg.dirs() * cfg.hidden_size;
-    let dy = Tensor::from_f32(
-        ctx,
-        "grad_output",
-        &[t, b, out_w],
-        &bench_data(3, t * b * out_w),
-    )?;
+    let x = data_tensor(ctx, "input", &[t, b, shape.input], opts.seed + 1)?;
+    let dy = data_tensor(ctx, "grad_output", &[t, b, out_w], opts.seed + 2)?;
     let inp = ForwardInputs::default();
     let up = Upstream {
         output: Some(&dy),
@@ -439,9 +507,10 @@ pub fn run_bench(
     };
     let mut gpu = Vec::new();
     let mut wall = Vec::new();
-    let mut dispatches = 0;
+    let mut per_call = crate::context::Counts::default();
     for i in 0..opts.warmup + opts.reps {
         let start = Instant::now();
+        let before = ctx.counts();
         let mut rec = Recorder::new(ctx).with_timestamps();
         match pass {
             Pass::Inference => {
@@ -463,10 +532,15 @@ pub fn run_bench(
             }
         }
         let sub = rec.submit()?;
+        let c = ctx.counts().since(&before);
+        per_call = crate::context::Counts {
+            submits: per_call.submits.max(c.submits),
+            readbacks: per_call.readbacks.max(c.readbacks),
+            dispatches: c.dispatches,
+        };
         sub.wait(ctx)?;
         let w = start.elapsed().as_secs_f64() * 1e3;
         let g = sub.gpu_ms(ctx)?;
-        dispatches = sub.dispatches;
         if i >= opts.warmup {
             wall.push(w);
             if let Some(g) = g {
@@ -479,25 +553,16 @@ pub fn run_bench(
         pass,
         gpu: Stats::of(&mut gpu),
         wall: Stats::of(&mut wall).ok_or_else(|| Error::config("--reps must be at least 1"))?,
-        dispatches,
-        submits: 1,
+        dispatches: per_call.dispatches,
+        submits: per_call.submits,
+        readbacks: per_call.readbacks,
         reps: opts.reps,
         schedule: rnn.schedule(ctx, t, b, pass != Pass::Inference),
+        weights: opts.weights,
     })
 }
 
-/// `||got - want|| / ||want||`; infinite when `got` holds a non-finite value.
-pub fn rel_err(got: &[f32], want: &[f64]) -> f64 {
-    let (mut n, mut d) = (0.0, 0.0);
-    for (&g, &w) in got.iter().zip(want) {
-        if !g.is_finite() {
-            return f64::INFINITY;
-        }
-        n += (g as f64 - w).powi(2);
-        d += w * w;
-    }
-    (n / d.max(1e-300)).sqrt()
-}
+pub use crate::reference::compare::rel_err;
 
 /// Wall time of `iters` runs of `pass` (each one submission, waited for) with `weights`, for
 /// criterion's `iter_custom`: the median run times `iters`.
@@ -509,9 +574,8 @@ pub fn timed_runs(
     iters: u64,
 ) -> Result<std::time::Duration> {
     let opts = BenchOptions {
-        warmup: 0,
-        reps: iters.max(1) as usize,
         weights,
+        ..BenchOptions::new(0, iters.max(1) as usize)
     };
     let r = run_bench(ctx, shape, pass, opts)?;
     Ok(std::time::Duration::from_secs_f64(
@@ -519,26 +583,47 @@ pub fn timed_runs(
     ))
 }
 
+/// What [`check_shape`] measured: the relative error of every compared tensor against the
+/// CPU reference, and the reference's time.
+#[derive(Clone, Debug)]
+pub struct CheckReport {
+    /// `(tensor, relative error)`: `output`, `h_n`, `c_n` (LSTM), and for backward / train
+    /// `grad_input` and every parameter gradient (`grad.weight_ih_l0`, ...).
+    pub errors: Vec<(String, f64)>,
+    /// Wall time of the reference forward (and backward), milliseconds.
+    pub reference_ms: f64,
+}
+
+impl CheckReport {
+    /// The worst relative error (NaN counts as worst).
+    pub fn worst(&self) -> f64 {
+        self.errors
+            .iter()
+            .map(|(_, e)| if e.is_nan() { f64::INFINITY } else { *e })
+            .fold(0.0, f64::max)
+    }
+}
+
 /// Compares the GPU with the CPU reference for `shape` at a reduced T (at most `max_seq`):
-/// outputs for inference/forward, also every gradient for backward/train, with `weights` for
-/// inference. Returns the worst relative error over the tensors.
+/// outputs and final states for inference/forward, also every gradient for backward/train,
+/// with `weights` for inference; parameters from `seed`, inputs from the next seeds.
 pub fn check_shape(
     ctx: &Context,
     shape: &Shape,
     pass: Pass,
     max_seq: usize,
     weights: WeightStorage,
-) -> Result<f64> {
+    seed: u64,
+) -> Result<CheckReport> {
     let cfg = shape.config();
     let t = shape.seq.min(max_seq).max(1);
     let b = shape.batch;
-    let params = RnnParams::init(&cfg, 5)?;
+    let params = RnnParams::init(&cfg, seed)?;
     let mut rnn = Rnn::new(ctx, &params)?;
     rnn.set_weight_storage(weights);
-    let xv = bench_data(6, t * b * shape.input);
     let out_w = cfg.dirs() * cfg.hidden_size;
-    let dyv = bench_data(7, t * b * out_w);
-    let x = Tensor::from_f32(ctx, "input", &[t, b, shape.input], &xv)?;
+    let x = data_tensor(ctx, "input", &[t, b, shape.input], seed + 1)?;
+    let xv = bench_data(seed + 1, x.numel());
     let rp = RefParams::from_params(&params);
     let rin = RefInputs {
         x: xv.iter().map(|&v| v as f64).collect(),
@@ -546,37 +631,60 @@ pub fn check_shape(
         batch: b,
         ..Default::default()
     };
+    let start = Instant::now();
     let rf = rnn_forward(&rp, &rin);
+    let mut reference_ms = start.elapsed().as_secs_f64() * 1e3;
     let inp = ForwardInputs::default();
-    if matches!(pass, Pass::Inference | Pass::Forward) {
-        let out = rnn.forward(ctx, &x, &inp)?;
-        return Ok(rel_err(&out.output.to_vec(ctx)?, &rf.output)
-            .max(rel_err(&out.h_n.to_vec(ctx)?, &rf.h_n)));
+    let train = !matches!(pass, Pass::Inference | Pass::Forward);
+    let (out, st) = if train {
+        let (o, s) = rnn.forward_train(ctx, &x, &inp)?;
+        (o, Some(s))
+    } else {
+        (rnn.forward(ctx, &x, &inp)?, None)
+    };
+    let mut errors = vec![
+        (
+            "output".to_string(),
+            rel_err(&out.output.to_vec(ctx)?, &rf.output),
+        ),
+        ("h_n".to_string(), rel_err(&out.h_n.to_vec(ctx)?, &rf.h_n)),
+    ];
+    if let (Some(c), Some(rc)) = (&out.c_n, &rf.c_n) {
+        errors.push(("c_n".to_string(), rel_err(&c.to_vec(ctx)?, rc)));
     }
-    let dy = Tensor::from_f32(ctx, "grad_output", &[t, b, out_w], &dyv)?;
-    let (out, st) = rnn.forward_train(ctx, &x, &inp)?;
-    let g = rnn.backward(
-        ctx,
-        &st,
-        &Upstream {
-            output: Some(&dy),
-            ..Default::default()
-        },
-        None,
-    )?;
-    let rg = rnn_backward(
-        &rp,
-        &rf,
-        Some(&dyv.iter().map(|&v| v as f64).collect::<Vec<_>>()),
-        None,
-        None,
-    );
-    let mut worst = rel_err(&out.output.to_vec(ctx)?, &rf.output);
-    worst = worst.max(rel_err(&g.input.to_vec(ctx)?, &rg.input));
-    for (v, (_, want)) in g.param_views(&cfg).iter().zip(&rg.params) {
-        worst = worst.max(rel_err(&v.to_host(ctx)?.data, want));
+    if let Some(st) = st {
+        let dy = data_tensor(ctx, "grad_output", &[t, b, out_w], seed + 2)?;
+        let dyv = bench_data(seed + 2, dy.numel());
+        let g = rnn.backward(
+            ctx,
+            &st,
+            &Upstream {
+                output: Some(&dy),
+                ..Default::default()
+            },
+            None,
+        )?;
+        let start = Instant::now();
+        let rg = rnn_backward(
+            &rp,
+            &rf,
+            Some(&dyv.iter().map(|&v| v as f64).collect::<Vec<_>>()),
+            None,
+            None,
+        );
+        reference_ms += start.elapsed().as_secs_f64() * 1e3;
+        errors.push((
+            "grad_input".to_string(),
+            rel_err(&g.input.to_vec(ctx)?, &rg.input),
+        ));
+        for (v, (name, want)) in g.param_views(&cfg).iter().zip(&rg.params) {
+            errors.push((format!("grad.{name}"), rel_err(&v.to_host(ctx)?.data, want)));
+        }
     }
-    Ok(worst)
+    Ok(CheckReport {
+        errors,
+        reference_ms,
+    })
 }
 
 /// Machine-level measurements that explain kernel timings: copy bandwidth, GEMM rate of each
@@ -601,10 +709,10 @@ pub fn diagnostics(ctx: &Context) -> Result<Vec<(String, f64, &'static str)>> {
     };
     let mut out = Vec::new();
     let n = 32usize << 20; // 128 MiB
-    let src = Tensor::from_f32(ctx, "copy src", &[n], &bench_data(1, n))?;
+    let src = data_tensor(ctx, "copy src", &[n], 1)?;
     let dst = Tensor::empty(ctx, "copy dst", &[n], crate::DType::F32)?;
     let ms = timed(&mut |rec| {
-        rec.copy(&src, 0, &dst, 0, n);
+        rec.copy(&src, 0, &dst, 0, n)?;
         Ok(())
     })?;
     out.push((
@@ -617,8 +725,8 @@ pub fn diagnostics(ctx: &Context) -> Result<Vec<(String, f64, &'static str)>> {
     } else {
         4096
     };
-    let a = Tensor::from_f32(ctx, "a", &[s, s], &bench_data(2, s * s))?;
-    let b = Tensor::from_f32(ctx, "b", &[s, s], &bench_data(3, s * s))?;
+    let a = data_tensor(ctx, "a", &[s, s], 2)?;
+    let b = data_tensor(ctx, "b", &[s, s], 3)?;
     let c = Tensor::empty(ctx, "c", &[s, s], crate::DType::F32)?;
     let dims = Dims {
         m: s,
@@ -685,8 +793,8 @@ impl GemmBench {
     /// Allocates and fills the operands.
     pub fn new(ctx: &Context, m: usize, n: usize, k: usize) -> Result<Self> {
         Ok(GemmBench {
-            a: Tensor::from_f32(ctx, "a", &[m, k], &bench_data(1, m * k))?,
-            b: Tensor::from_f32(ctx, "b", &[k, n], &bench_data(2, k * n))?,
+            a: data_tensor(ctx, "a", &[m, k], 1)?,
+            b: data_tensor(ctx, "b", &[k, n], 2)?,
             c: Tensor::empty(ctx, "c", &[m, n], crate::DType::F32)?,
             m,
             n,

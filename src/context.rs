@@ -8,6 +8,7 @@
 //! requested with the adapter's own limits, not wgpu's conservative defaults.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
@@ -53,6 +54,54 @@ fn persistent_auto(
         && weight_bytes <= 256 << 10
 }
 
+/// Running totals of what this context sent to the queue, counted where it happens (every
+/// `queue.submit` of `encoder.rs`). Take [`Context::counts`] before and after a call to see
+/// what the call did.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    submits: AtomicU64,
+    readbacks: AtomicU64,
+    dispatches: AtomicU64,
+}
+
+impl Counters {
+    /// One submitted command buffer of `dispatches` compute dispatches.
+    pub(crate) fn submitted(&self, dispatches: usize) {
+        self.submits.fetch_add(1, Ordering::Relaxed);
+        self.dispatches
+            .fetch_add(dispatches as u64, Ordering::Relaxed);
+    }
+
+    /// One submitted readback (a copy into a staging buffer).
+    pub(crate) fn read_back(&self) {
+        self.readbacks.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A snapshot of a context's queue traffic since it was created. The difference of two
+/// snapshots ([`Counts::since`]) is what happened in between.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Command buffers of recorded work submitted ([`crate::Recorder::submit`]).
+    pub submits: u64,
+    /// Readback submissions (copies to a staging buffer for [`crate::Tensor::to_vec`] and its
+    /// kin).
+    pub readbacks: u64,
+    /// Compute dispatches in the submitted command buffers.
+    pub dispatches: u64,
+}
+
+impl Counts {
+    /// What happened between `earlier` and this snapshot.
+    pub fn since(&self, earlier: &Counts) -> Counts {
+        Counts {
+            submits: self.submits - earlier.submits,
+            readbacks: self.readbacks - earlier.readbacks,
+            dispatches: self.dispatches - earlier.dispatches,
+        }
+    }
+}
+
 /// The GPU context. Create one per process and share it (`&Context` is `Sync`).
 pub struct Context {
     pub(crate) device: wgpu::Device,
@@ -67,6 +116,7 @@ pub struct Context {
     /// The uniform buffer holding every dispatch's parameters (see `encoder.rs`).
     pub(crate) params: Mutex<Option<wgpu::Buffer>>,
     pub(crate) uncaptured: Arc<Mutex<Vec<String>>>,
+    pub(crate) counters: Counters,
     target_groups: std::sync::atomic::AtomicUsize,
     wavefront: std::sync::atomic::AtomicBool,
     narrow_batch: std::sync::atomic::AtomicUsize,
@@ -228,11 +278,22 @@ impl Context {
             pool: Mutex::new(Vec::new()),
             params: Mutex::new(None),
             uncaptured,
+            counters: Counters::default(),
             target_groups: target.into(),
             wavefront: wavefront.into(),
             narrow_batch: narrow_batch.into(),
             persistent: Mutex::new(persistent),
         })
+    }
+
+    /// Submissions, readbacks and dispatches so far (see [`Counts`]).
+    pub fn counts(&self) -> Counts {
+        let c = &self.counters;
+        Counts {
+            submits: c.submits.load(Ordering::Relaxed),
+            readbacks: c.readbacks.load(Ordering::Relaxed),
+            dispatches: c.dispatches.load(Ordering::Relaxed),
+        }
     }
 
     /// The adapter's name, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)` or `NVIDIA H100 80GB HBM3`.
@@ -397,12 +458,29 @@ impl Context {
         }
     }
 
+    /// The largest tensor in bytes: the adapter's storage-binding limit (or its buffer limit
+    /// when smaller).
+    pub fn max_tensor_bytes(&self) -> u64 {
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
+    }
+
+    /// Checks that a 32-bit tensor `name` of `shape` can be bound as one storage buffer and
+    /// returns its element count; call it before allocating anything for the tensor, host or
+    /// device. An element count that overflows is refused the same way.
+    pub fn check_tensor(&self, name: &str, shape: &[usize]) -> Result<usize> {
+        let n = crate::tensor::try_numel(shape);
+        let bytes = n
+            .and_then(|n| (n as u64).checked_mul(4))
+            .unwrap_or(u64::MAX);
+        self.check_binding_size(name, bytes)?;
+        Ok(n.unwrap_or(usize::MAX))
+    }
+
     /// Checks that a tensor of `bytes` can be bound as one storage buffer.
     pub(crate) fn check_binding_size(&self, name: &str, bytes: u64) -> Result<()> {
-        let limit = self
-            .limits
-            .max_storage_buffer_binding_size
-            .min(self.limits.max_buffer_size);
+        let limit = self.max_tensor_bytes();
         if bytes > limit {
             return Err(Error::Limit {
                 name: name.to_string(),

@@ -1,6 +1,9 @@
 //! Records dispatches, copies and clears, then encodes them into one command buffer and submits
-//! it. This is the only module that calls `queue.submit`: an RNN call records every timestep,
-//! layer and direction first and submits once, so nothing waits on the GPU inside the time loop.
+//! it. This is the only module that calls `queue.submit`, in two places: [`Recorder::submit`]
+//! (recorded work: an RNN call records every timestep, layer and direction first and submits
+//! once, so nothing waits on the GPU inside the time loop) and `read_buffer` (a copy into a
+//! staging buffer for reading back). Both count what they submit in the context's
+//! [`Counts`](crate::context::Counts).
 //!
 //! Each dispatch's parameters are packed into one uniform buffer at 256-byte slots and bound at
 //! a dynamic offset, so a T-step sequence reuses one bind group per kernel instead of T.
@@ -124,7 +127,18 @@ impl<'c> Recorder<'c> {
     }
 
     /// Copies `len` elements from `src[src_off..]` to `dst[dst_off..]` (element offsets).
-    pub fn copy(&mut self, src: &Tensor, src_off: usize, dst: &Tensor, dst_off: usize, len: usize) {
+    ///
+    /// Errors: [`Error::Shape`] naming the tensor when either range lies outside it.
+    pub fn copy(
+        &mut self,
+        src: &Tensor,
+        src_off: usize,
+        dst: &Tensor,
+        dst_off: usize,
+        len: usize,
+    ) -> Result<()> {
+        src.check_range("copy from", src_off, len)?;
+        dst.check_range("copy to", dst_off, len)?;
         if len > 0 {
             self.ops.push(Op::Copy {
                 src: src.buf.clone(),
@@ -134,10 +148,14 @@ impl<'c> Recorder<'c> {
                 size: 4 * len as u64,
             });
         }
+        Ok(())
     }
 
     /// Zeroes `len` elements of `t` from element `off`.
-    pub fn clear(&mut self, t: &Tensor, off: usize, len: usize) {
+    ///
+    /// Errors: [`Error::Shape`] naming the tensor when the range lies outside it.
+    pub fn clear(&mut self, t: &Tensor, off: usize, len: usize) -> Result<()> {
+        t.check_range("clear", off, len)?;
         if len > 0 {
             self.ops.push(Op::Clear {
                 buf: t.buf.clone(),
@@ -145,6 +163,7 @@ impl<'c> Recorder<'c> {
                 size: 4 * len as u64,
             });
         }
+        Ok(())
     }
 
     /// Appends everything recorded in `other`.
@@ -295,6 +314,7 @@ impl<'c> Recorder<'c> {
                 staging
             });
             ctx.queue.submit([enc.finish()]);
+            ctx.counters.submitted(dispatches);
             staging.map(|s| (s, ctx.queue.get_timestamp_period()))
         })?;
         Ok(Submitted {
@@ -374,6 +394,7 @@ pub(crate) fn read_buffer(
             });
         enc.copy_buffer_to_buffer(buf, off, &staging, 0, size);
         ctx.queue.submit([enc.finish()]);
+        ctx.counters.read_back();
         staging
     })?;
     let out = map_read(ctx, &staging, 0, size)?;

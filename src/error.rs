@@ -69,12 +69,17 @@ impl Error {
         Error::Config(problem.to_string())
     }
 
-    /// True for errors caused by the caller's input (shapes, configuration, files), as opposed to
-    /// the machine (adapter, device, memory). The CLI maps the former to exit status 2.
+    /// True for errors caused by the caller's input (shapes, configuration, files, sizes beyond
+    /// the adapter's limits), as opposed to the machine (adapter, device, memory). The CLI maps
+    /// the former to exit status 2.
     pub fn is_user_error(&self) -> bool {
         matches!(
             self,
-            Error::Config(_) | Error::Shape { .. } | Error::Format { .. } | Error::Io { .. }
+            Error::Config(_)
+                | Error::Shape { .. }
+                | Error::Format { .. }
+                | Error::Io { .. }
+                | Error::Limit { .. }
         )
     }
 }

@@ -21,23 +21,28 @@ pub struct Tensor {
     pub(crate) buf: Arc<wgpu::Buffer>,
     shape: Vec<usize>,
     dtype: DType,
+    name: Arc<str>,
 }
 
 impl Tensor {
     /// An uninitialised tensor of `shape` (content undefined; every kernel writes what it reads).
+    /// Errors: [`Error::Limit`] when the tensor exceeds the adapter's largest storage binding
+    /// (or its element count overflows), before anything is allocated.
     pub fn empty(ctx: &Context, name: &str, shape: &[usize], dtype: DType) -> Result<Tensor> {
-        let n = numel(shape);
+        let n = ctx.check_tensor(name, shape)?;
         let buf = ctx.alloc(name, 4 * n as u64)?;
         Ok(Tensor {
             buf,
             shape: shape.to_vec(),
             dtype,
+            name: name.into(),
         })
     }
 
-    /// A zero-filled f32 tensor of `shape`.
+    /// A zero-filled f32 tensor of `shape` (the zeros are written with the next submission).
     pub fn zeros(ctx: &Context, name: &str, shape: &[usize]) -> Result<Tensor> {
-        Self::from_f32(ctx, name, shape, &vec![0.0; numel(shape)])
+        let n = ctx.check_tensor(name, shape)?;
+        Self::from_f32(ctx, name, shape, &vec![0.0; n])
     }
 
     /// Uploads `data` (row-major, `numel(shape)` values) as an f32 tensor.
@@ -72,13 +77,11 @@ impl Tensor {
         bytes: &[u8],
         len: usize,
     ) -> Result<Tensor> {
-        if len != numel(shape) {
+        let n = ctx.check_tensor(name, shape)?;
+        if len != n {
             return Err(Error::shape(
                 name,
-                format!(
-                    "{len} values given for shape {shape:?} ({} elements)",
-                    numel(shape)
-                ),
+                format!("{len} values given for shape {shape:?} ({n} elements)"),
             ));
         }
         let t = Tensor::empty(ctx, name, shape, dtype)?;
@@ -98,6 +101,11 @@ impl Tensor {
         self.dtype
     }
 
+    /// The name it was created with (for error messages).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// Number of elements.
     pub fn numel(&self) -> usize {
         numel(&self.shape)
@@ -115,6 +123,7 @@ impl Tensor {
             buf: self.buf.clone(),
             shape: shape.to_vec(),
             dtype: self.dtype,
+            name: self.name.clone(),
         })
     }
 
@@ -126,16 +135,7 @@ impl Tensor {
 
     /// Reads `len` elements starting at element `offset` back to the host.
     pub fn read_range(&self, ctx: &Context, offset: usize, len: usize) -> Result<Vec<f32>> {
-        if offset + len > self.numel() {
-            return Err(Error::shape(
-                "read_range",
-                format!(
-                    "range {offset}..{} beyond {} elements",
-                    offset + len,
-                    self.numel()
-                ),
-            ));
-        }
+        self.check_range("read", offset, len)?;
         let bytes = crate::encoder::read_buffer(ctx, &self.buf, 4 * offset as u64, 4 * len as u64)?;
         Ok(bytemuck::cast_slice(&bytes).to_vec())
     }
@@ -148,16 +148,7 @@ impl Tensor {
 
     /// Overwrites elements `offset..offset+data.len()` from the host.
     pub fn write_range(&self, ctx: &Context, offset: usize, data: &[f32]) -> Result<()> {
-        if offset + data.len() > self.numel() {
-            return Err(Error::shape(
-                "write_range",
-                format!(
-                    "range {offset}..{} beyond {} elements",
-                    offset + data.len(),
-                    self.numel()
-                ),
-            ));
-        }
+        self.check_range("write", offset, data.len())?;
         if data.is_empty() {
             return Ok(());
         }
@@ -167,13 +158,35 @@ impl Tensor {
         })
     }
 
+    /// Fails, naming the tensor, unless elements `offset..offset + len` lie inside it.
+    pub(crate) fn check_range(&self, what: &str, offset: usize, len: usize) -> Result<()> {
+        match offset.checked_add(len) {
+            Some(end) if end <= self.numel() => Ok(()),
+            _ => Err(Error::shape(
+                self.name(),
+                format!(
+                    "{what} of elements {offset}..{} lies outside its {} elements {:?}",
+                    offset.saturating_add(len),
+                    self.numel(),
+                    self.shape
+                ),
+            )),
+        }
+    }
+
     /// True if both tensors share one buffer.
     pub fn same_buffer(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.buf, &other.buf)
     }
 }
 
-/// Product of the dimensions.
+/// Product of the dimensions, saturating at `usize::MAX` (such a shape exceeds every limit and
+/// is refused by [`try_numel`] and every tensor constructor).
 pub fn numel(shape: &[usize]) -> usize {
-    shape.iter().product()
+    shape.iter().fold(1usize, |a, &d| a.saturating_mul(d))
+}
+
+/// Product of the dimensions, or `None` when it overflows.
+pub fn try_numel(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
 }

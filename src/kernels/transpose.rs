@@ -112,7 +112,7 @@ pub(crate) fn stage_weights(
         transpose_into(rec, src, dst, dst_off, nz, rows, cols)
     } else {
         check_extent("staged weights", dst, dst_off + nz * rows * cols - 1)?;
-        rec.copy(src, 0, dst, dst_off, nz * rows * cols);
+        rec.copy(src, 0, dst, dst_off, nz * rows * cols)?;
         Ok(())
     }
 }

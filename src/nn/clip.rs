@@ -33,7 +33,7 @@ pub fn record_clip_grad_norm(
         off += sumsq_parts(t.numel());
     }
     if total == 0 {
-        rec.clear(&parts, 0, 1);
+        rec.clear(&parts, 0, 1)?;
     }
     norm_finalize(rec, &parts, total.max(1), max_norm, &out)?;
     if max_norm > 0.0 {

@@ -85,7 +85,8 @@ impl Embedding {
         padding_idx: Option<u32>,
         seed: u64,
     ) -> Result<Self> {
-        let mut w = normal(seed, vocab * dim);
+        let n = ctx.check_tensor("embedding.weight", &[vocab, dim])?;
+        let mut w = normal(seed, n);
         if let Some(p) = padding_idx
             && (p as usize) < vocab
         {

@@ -80,6 +80,7 @@ impl Linear {
         bias: bool,
         seed: u64,
     ) -> Result<Self> {
+        let n = ctx.check_tensor("linear.weight", &[fan_out, fan_in])?;
         let k = 1.0 / (fan_in.max(1) as f32).sqrt();
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut draw = |n: usize| -> Vec<f32> {
@@ -87,7 +88,7 @@ impl Linear {
                 .map(|_| crate::rnn::uniform(&mut rng, -k, k))
                 .collect()
         };
-        let w = draw(fan_in * fan_out);
+        let w = draw(n);
         let b = bias.then(|| draw(fan_out));
         Self::new(ctx, fan_in, fan_out, &w, b.as_deref())
     }
@@ -191,9 +192,9 @@ impl Linear {
         if m == 0 {
             // No rows: the parameter gradients of an empty batch are zero.
             if !accumulate {
-                rec.clear(&grads.weight, 0, o * i);
+                rec.clear(&grads.weight, 0, o * i)?;
                 if let Some(db) = &grads.bias {
-                    rec.clear(db, 0, o);
+                    rec.clear(db, 0, o)?;
                 }
             }
             return Ok(dx);

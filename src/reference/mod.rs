@@ -17,10 +17,14 @@
 //! | loss.wgsl                         | [`loss::softmax_ce_forward`], [`loss::log_softmax_forward`] |
 //! | optim.wgsl                        | [`optim::sgd_update`], [`optim::adam_update`] |
 
+//!
+//! [`compare`] is how every comparison against the reference is measured.
+
 // Index loops mirror the math (and the kernels) more plainly than iterator chains.
 #![allow(clippy::needless_range_loop)]
 
 pub mod cells;
+pub mod compare;
 pub mod dropout;
 pub mod embedding;
 pub mod linear;

@@ -19,8 +19,8 @@ mod params;
 mod wave;
 
 pub use config::{Mode, RnnConfig, parse_param_name};
-pub(crate) use params::uniform;
 pub use params::{HostTensor, LayerParams, ParamView, RnnParams, is_param_name};
+pub(crate) use params::{check_host, uniform};
 
 use crate::context::Context;
 use crate::encoder::Recorder;
@@ -117,6 +117,7 @@ struct LayerState {
 /// What a training-mode forward keeps on the device for the backward. Opaque: its layout may
 /// change without notice.
 pub struct ForwardState {
+    cfg: RnnConfig,
     seq: usize,
     batch: usize,
     lengths: Option<Tensor>,
@@ -177,6 +178,7 @@ impl Rnn {
     pub fn new(ctx: &Context, params: &RnnParams) -> Result<Rnn> {
         let cfg = params.config().clone();
         cfg.validate()?;
+        Self::check_limits(ctx, &cfg)?;
         Ok(Rnn {
             layers: params::upload(ctx, params)?,
             cfg,
@@ -246,8 +248,24 @@ impl Rnn {
     }
 
     /// A stack with PyTorch's default initialisation from `seed` (see [`RnnParams::init`]).
+    ///
+    /// Errors: [`Error::Limit`] when a parameter tensor exceeds the adapter's limits, before
+    /// anything is allocated on the host or the device.
     pub fn random(ctx: &Context, cfg: &RnnConfig, seed: u64) -> Result<Rnn> {
+        cfg.validate()?;
+        Self::check_limits(ctx, cfg)?;
         Self::new(ctx, &RnnParams::init(cfg, seed)?)
+    }
+
+    /// Fails with [`Error::Limit`] when one of `cfg`'s parameter tensors (a layer's weights of
+    /// both directions, `[D, G*H, I_l]` and `[D, G*H, H]`) cannot be bound on `ctx`.
+    pub fn check_limits(ctx: &Context, cfg: &RnnConfig) -> Result<()> {
+        let (d, g, h) = (cfg.dirs(), cfg.mode.gates(), cfg.hidden_size);
+        for l in 0..cfg.num_layers {
+            ctx.check_tensor(&format!("weight_ih_l{l}"), &[d, g, h, cfg.layer_input(l)])?;
+            ctx.check_tensor(&format!("weight_hh_l{l}"), &[d, g, h, h])?;
+        }
+        Ok(())
     }
 
     /// The configuration.
@@ -283,7 +301,7 @@ impl Rnn {
             let host = params
                 .get(&v.name)
                 .ok_or_else(|| Error::shape(&v.name, "missing parameter"))?;
-            v.tensor.write_range(ctx, v.offset, &host.data)?;
+            v.write(ctx, host)?;
         }
         Ok(())
     }
@@ -521,13 +539,13 @@ impl Rnn {
                 };
                 let src = (l * nd + d) * bh;
                 match inp.h0 {
-                    Some(h0) => rec.copy(h0, src, &hs, slot, bh),
-                    None => rec.clear(&hs, slot, bh),
+                    Some(h0) => rec.copy(h0, src, &hs, slot, bh)?,
+                    None => rec.clear(&hs, slot, bh)?,
                 }
                 if lstm {
                     match inp.c0 {
-                        Some(c0) => rec.copy(c0, src, &cs, slot, bh),
-                        None => rec.clear(&cs, slot, bh),
+                        Some(c0) => rec.copy(c0, src, &cs, slot, bh)?,
+                        None => rec.clear(&cs, slot, bh)?,
                     }
                 }
             }
@@ -568,9 +586,9 @@ impl Rnn {
                     ((t_len % 2) * nd + d) * bh
                 };
                 let dst = (l * nd + d) * bh;
-                rec.copy(&hs, slot, &h_n, dst, bh);
+                rec.copy(&hs, slot, &h_n, dst, bh)?;
                 if let Some(c_n) = &c_n {
-                    rec.copy(&cs, slot, c_n, dst, bh);
+                    rec.copy(&cs, slot, c_n, dst, bh)?;
                 }
             }
             let next = if train && cfg.dropout > 0.0 && l + 1 < nl {
@@ -599,6 +617,7 @@ impl Rnn {
         }
         let out = RnnOutput { output, h_n, c_n };
         let st = train.then(|| ForwardState {
+            cfg: cfg.clone(),
             seq: t_len,
             batch,
             lengths,
@@ -699,8 +718,18 @@ impl Rnn {
         let rows = t_len * batch;
         let lstm = cfg.mode.has_cell_state();
         let state_shape = [nl * nd, batch, hid];
-        if st.layers.len() != nl {
-            return Err(Error::config("saved state is from another stack"));
+        if st.cfg != *cfg || st.layers.len() != nl {
+            return Err(Error::config(format!(
+                "saved state is from another stack ({:?}, this one is {cfg:?})",
+                st.cfg
+            )));
+        }
+        for (l, ls) in st.layers.iter().enumerate() {
+            check_shape(
+                &format!("saved state: input of layer {l}"),
+                ls.x.shape(),
+                &[t_len, batch, cfg.layer_input(l)],
+            )?;
         }
         if let Some(dy) = up.output {
             check_shape("grad_output", dy.shape(), &[t_len, batch, nd * hid])?;
@@ -782,13 +811,13 @@ impl Rnn {
                 dcs_ph.clone()
             };
             match up.h_n {
-                Some(g) => rec.copy(g, l * nd * bh, &dhs, 0, nd * bh),
-                None => rec.clear(&dhs, 0, nd * bh),
+                Some(g) => rec.copy(g, l * nd * bh, &dhs, 0, nd * bh)?,
+                None => rec.clear(&dhs, 0, nd * bh)?,
             }
             if lstm {
                 match up.c_n {
-                    Some(g) => rec.copy(g, l * nd * bh, &dcs, 0, nd * bh),
-                    None => rec.clear(&dcs, 0, nd * bh),
+                    Some(g) => rec.copy(g, l * nd * bh, &dcs, 0, nd * bh)?,
+                    None => rec.clear(&dcs, 0, nd * bh)?,
                 }
             }
             let mut flags = base_flags;

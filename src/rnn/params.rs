@@ -31,6 +31,22 @@ impl HostTensor {
     }
 }
 
+/// Fails, naming the tensor, unless `host` has `shape` and exactly `numel(shape)` values.
+pub(crate) fn check_host(name: &str, host: &HostTensor, shape: &[usize]) -> Result<()> {
+    check_shape(name, &host.shape, shape)?;
+    if host.data.len() != numel(shape) {
+        return Err(Error::shape(
+            name,
+            format!(
+                "{} values for shape {shape:?} ({} elements)",
+                host.data.len(),
+                numel(shape)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// All parameters of a stack, named and shaped as PyTorch's `state_dict()` of the module.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RnnParams {
@@ -156,6 +172,14 @@ impl ParamView {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Overwrites the parameter from `host`, after checking its shape and that it holds exactly
+    /// the view's element count (a longer buffer would overwrite the neighbouring parameter,
+    /// e.g. the other direction's weights).
+    pub fn write(&self, ctx: &Context, host: &HostTensor) -> Result<()> {
+        check_host(&self.name, host, &self.shape)?;
+        self.tensor.write_range(ctx, self.offset, &host.data)
+    }
+
     /// Reads the parameter back.
     pub fn to_host(&self, ctx: &Context) -> Result<HostTensor> {
         Ok(HostTensor {
@@ -245,7 +269,7 @@ pub(crate) fn upload(ctx: &Context, params: &RnnParams) -> Result<Vec<LayerParam
             let host = params
                 .get(&v.name)
                 .ok_or_else(|| Error::shape(&v.name, "missing parameter"))?;
-            v.tensor.write_range(ctx, v.offset, &host.data)?;
+            v.write(ctx, host)?;
         }
         layers.push(lp);
     }

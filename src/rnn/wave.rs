@@ -69,7 +69,7 @@ impl Rnn {
                 let off = (2 * l + i) * block;
                 stage_weights(rec, w, &pack, off, transposed, dims.f16, 1, gh, hid)?;
                 if let Some(b) = b {
-                    rec.copy(b, 0, &bias, bslot * gh, gh);
+                    rec.copy(b, 0, &bias, bslot * gh, gh)?;
                 }
             }
         }
@@ -86,13 +86,13 @@ impl Rnn {
         let (h0, c0) = init;
         for l in 0..nl {
             match h0 {
-                Some(h0) => rec.copy(h0, l * bh, &hs, l * ns * bh, bh),
-                None => rec.clear(&hs, l * ns * bh, bh),
+                Some(h0) => rec.copy(h0, l * bh, &hs, l * ns * bh, bh)?,
+                None => rec.clear(&hs, l * ns * bh, bh)?,
             }
             if lstm {
                 match c0 {
-                    Some(c0) => rec.copy(c0, l * bh, &cs, l * ns * bh, bh),
-                    None => rec.clear(&cs, l * ns * bh, bh),
+                    Some(c0) => rec.copy(c0, l * bh, &cs, l * ns * bh, bh)?,
+                    None => rec.clear(&cs, l * ns * bh, bh)?,
                 }
             }
         }
@@ -134,9 +134,9 @@ impl Rnn {
         let last = if train { t_len } else { t_len % 2 };
         for l in 0..nl {
             let slot = (l * ns + last) * bh;
-            rec.copy(&hs, slot, &h_n, l * bh, bh);
+            rec.copy(&hs, slot, &h_n, l * bh, bh)?;
             if let Some(c_n) = &c_n {
-                rec.copy(&cs, slot, c_n, l * bh, bh);
+                rec.copy(&cs, slot, c_n, l * bh, bh)?;
             }
         }
         let out = RnnOutput { output, h_n, c_n };
@@ -153,7 +153,7 @@ impl Rnn {
             let mut part =
                 |name: &str, src: &Tensor, off: usize, shape: &[usize]| -> Result<Tensor> {
                     let t = empty(ctx, name, shape)?;
-                    rec.copy(src, off, &t, 0, t.numel());
+                    rec.copy(src, off, &t, 0, t.numel())?;
                     Ok(t)
                 };
             let x = match l {
@@ -185,6 +185,7 @@ impl Rnn {
             });
         }
         let st = ForwardState {
+            cfg: cfg.clone(),
             seq: t_len,
             batch,
             lengths: lengths.cloned(),

@@ -53,36 +53,11 @@ pub fn f64s(v: &[f32]) -> Vec<f64> {
 }
 
 /// Relative error ||got - want|| / ||want|| (absolute when `want` is all zeros) and the worst
-/// element (index, got, want).
+/// element (index, got, want): the library's one comparison.
 pub fn rel_err(got: &[f32], want: &[f64]) -> (f64, usize, f64, f64) {
     assert_eq!(got.len(), want.len(), "length mismatch");
-    let mut num = 0.0;
-    let mut den = 0.0;
-    let mut worst = (0usize, 0.0f64);
-    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let g = g as f64;
-        let e = (g - w).abs();
-        if !g.is_finite() {
-            return (f64::INFINITY, i, g, w);
-        }
-        num += e * e;
-        den += w * w;
-        if e > worst.1 {
-            worst = (i, e);
-        }
-    }
-    let r = if den > 0.0 {
-        (num / den).sqrt()
-    } else {
-        num.sqrt()
-    };
-    let i = worst.0;
-    (
-        r,
-        i,
-        got.get(i).copied().unwrap_or(0.0) as f64,
-        want.get(i).copied().unwrap_or(0.0),
-    )
+    let c = wgrnn::reference::compare::compare(got, want);
+    (c.rel, c.worst, c.got, c.want)
 }
 
 /// Absolute floor for tensors whose norm is near zero (where a relative error means nothing):

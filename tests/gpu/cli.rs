@@ -50,14 +50,15 @@ fn bench_smoke_json() {
     // Two shapes x passes inference and train.
     assert_eq!(lines.len(), 4, "{out}");
     for l in &lines {
-        assert!(
-            l.starts_with('{') && l.ends_with('}'),
-            "not one JSON object per line: {l}"
-        );
+        let v: serde_json::Value =
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not one JSON object: {e}: {l}"));
         for k in KEYS {
-            assert!(l.contains(&format!("\"{k}\":")), "key {k} missing: {l}");
+            assert!(v.get(k).is_some(), "key {k} missing: {l}");
         }
-        assert!(l.contains("\"submits\":1"), "one submit per call: {l}");
+        // Counted at the queue: one submission per call, nothing read back inside it.
+        assert_eq!(v["submits"], 1, "one submit per call: {l}");
+        assert_eq!(v["readbacks"], 0, "no readback inside a call: {l}");
+        assert!(v["dispatches"].as_u64().unwrap() > 0, "{l}");
     }
     assert!(lines.iter().any(|l| l.contains("\"pass\":\"train\"")));
 }
@@ -135,4 +136,45 @@ fn forward_main_job_agrees_with_reference() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("agreement: relative error"), "{out}");
+    // Every result of the call is compared, the cell state too (GRU has none).
+    assert!(out.contains("output ") && out.contains("h_n "), "{out}");
+    assert!(out.contains("1 submit and 0 readbacks per call"), "{out}");
+    let (code, out, _) = wgrnn(&[
+        "forward", "--input", "5", "--hidden", "7", "--batch", "2", "--seq", "3", "--reps", "1",
+    ]);
+    assert_eq!(code, 0);
+    assert!(out.contains("c_n "), "LSTM cell state compared: {out}");
+}
+
+/// Bad flags and impossible sizes: one line, exit status 2, nothing allocated.
+#[test]
+fn refused_flags_and_sizes() {
+    if gpu().is_none() {
+        return;
+    }
+    let (code, _, err) = wgrnn(&["forward", "--reps", "0"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--reps"), "{err}");
+    // 409 GB of weights: refused by the adapter's limits before any host allocation.
+    let (code, _, err) = wgrnn(&[
+        "bench",
+        "--mode",
+        "lstm",
+        "--input",
+        "256",
+        "--hidden",
+        "100000000",
+        "--batch",
+        "1",
+        "--seq",
+        "1",
+        "--layers",
+        "1",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("weight_ih_l0") && err.contains("exceeds"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
 }

@@ -12,5 +12,6 @@ mod layers;
 mod loss;
 mod ops;
 mod optim;
+mod review;
 mod train;
 mod variants;

@@ -53,7 +53,7 @@ fn tiny_model_learns_a_repeating_sequence() {
     let steps = 300;
     for step in 0..steps {
         let mut rec = Recorder::new(ctx);
-        store.record_zero_grads(&mut rec);
+        store.record_zero_grads(&mut rec).unwrap();
         let x = emb.record_forward(&mut rec, &idt).unwrap();
         let (out, saved) = rnn.record_forward(&mut rec, &x, &inp, true).unwrap();
         let saved = saved.unwrap();

@@ -1,0 +1,327 @@
+//! The engine's own commands: `forward` (the old main job: speed and agreement with the CPU
+//! reference), `bench` (shapes and suites, human table or JSON lines) and `info` (the adapter).
+
+use std::process::ExitCode;
+
+use wgrnn::bench::{
+    BenchOptions, CheckReport, Pass, Shape, check_shape, run_bench, suite as suite_shapes,
+    weights_name,
+};
+use wgrnn::{Context, Error, WeightStorage};
+
+use crate::ShapeArgs;
+
+/// Relative error tolerated by `bench --check` and `forward` (the conformance tests' bound;
+/// docs/NUMERICS.md).
+const CHECK_TOL: f64 = 1e-4;
+/// The same with f16 weights, against the f32 reference: f16 rounding (2^-11 relative per
+/// weight) measured at up to 4.8e-4 on the conformance cases (docs/NUMERICS.md).
+const CHECK_TOL_F16: f64 = 2e-3;
+/// Reference FLOPs `bench --check` may spend per shape: it shortens T to stay under this.
+const CHECK_BUDGET_FLOPS: f64 = 4e9;
+
+fn shape_of(label: &str, shape: &ShapeArgs) -> Result<Shape, Error> {
+    let cfg = shape.config()?;
+    Ok(Shape {
+        label: label.into(),
+        mode: cfg.mode,
+        input: shape.input,
+        hidden: shape.hidden,
+        batch: shape.batch,
+        seq: shape.seq,
+        layers: shape.layers,
+        bidirectional: shape.bidirectional,
+    })
+}
+
+fn print_errors(report: &CheckReport) -> String {
+    report
+        .errors
+        .iter()
+        .map(|(n, e)| format!("{n} {e:.2e}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `wgrnn forward`: one inference shape timed by the bench loop, then checked against the CPU
+/// reference over the whole sequence.
+pub fn cmd_forward(
+    shape: &ShapeArgs,
+    reps: usize,
+    check: bool,
+    seed: u64,
+) -> Result<ExitCode, Error> {
+    if reps == 0 {
+        return Err(Error::config("--reps must be at least 1"));
+    }
+    let s = shape_of("forward", shape)?;
+    let cfg = s.config();
+    let ctx = Context::new()?;
+    println!("adapter: {} ({})", ctx.adapter_name(), ctx.backend());
+    println!(
+        "stack:   {} I={} H={} L={} {} B={} T={}",
+        cfg.mode.torch_name(),
+        cfg.input_size,
+        cfg.hidden_size,
+        cfg.num_layers,
+        if cfg.bidirectional {
+            "bidirectional"
+        } else {
+            "unidirectional"
+        },
+        s.batch,
+        s.seq
+    );
+    let opts = BenchOptions {
+        seed,
+        ..BenchOptions::new(1, reps)
+    };
+    let r = run_bench(&ctx, &s, Pass::Inference, opts)?;
+    let (ms, _) = r.time_ms();
+    println!(
+        "gpu:     {} ms per forward (median of {reps}), wall {:.3} ms, {} dispatches, {} submit{} and {} readbacks per call",
+        r.gpu.map_or("n/a".into(), |g| format!("{:.3}", g.median)),
+        r.wall.median,
+        r.dispatches,
+        r.submits,
+        if r.submits == 1 { "" } else { "s" },
+        r.readbacks,
+    );
+    println!(
+        "         {:.1} us per step, {:.2} GFLOP/s, {:.0} sequences/s",
+        r.us_per_step(),
+        s.forward_flops() / ms / 1e6,
+        s.batch as f64 / ms * 1e3
+    );
+    if !check {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let report = check_shape(&ctx, &s, Pass::Inference, s.seq, WeightStorage::F32, seed)?;
+    println!("cpu reference (f64): {:.1} ms", report.reference_ms);
+    println!(
+        "agreement: relative error {} (tolerance {CHECK_TOL:.0e})",
+        print_errors(&report)
+    );
+    if report.worst() > CHECK_TOL {
+        eprintln!("wgrnn: GPU and CPU reference disagree");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Which shapes `bench` runs, and how.
+pub struct BenchSelect<'a> {
+    pub suite: Option<&'a str>,
+    pub only: Option<&'a str>,
+    pub list: bool,
+    pub weights: WeightStorage,
+}
+
+/// How `bench` times.
+pub struct BenchRun<'a> {
+    pub pass: Option<&'a str>,
+    pub reps: usize,
+    pub warmup: usize,
+    pub json: bool,
+    pub check: bool,
+    pub quick: bool,
+}
+
+/// `wgrnn bench`.
+pub fn cmd_bench(shape: &ShapeArgs, sel: BenchSelect, run: BenchRun) -> Result<ExitCode, Error> {
+    let suite = sel.suite;
+    let mut shapes: Vec<Shape> = match suite {
+        Some(name) => suite_shapes(name)?,
+        None => vec![shape_of("custom", shape)?],
+    };
+    if let Some(only) = sel.only {
+        let want: Vec<&str> = only.split(',').collect();
+        if let Some(w) = want.iter().find(|w| !shapes.iter().any(|s| s.label == **w)) {
+            return Err(Error::config(format!(
+                "--only: no shape labelled {w:?} in the suite"
+            )));
+        }
+        shapes.retain(|s| want.contains(&s.label.as_str()));
+    }
+    if sel.list {
+        for s in &shapes {
+            let line = serde_json::json!({
+                "label": s.label,
+                "mode": s.mode_name(),
+                "input": s.input,
+                "hidden": s.hidden,
+                "batch": s.batch,
+                "seq": s.seq,
+                "layers": s.layers,
+                "bidirectional": s.bidirectional,
+            });
+            println!("{line}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let passes: Vec<Pass> = match (run.pass, suite) {
+        (Some(p), _) => vec![Pass::parse(p)?],
+        (None, Some(_)) => vec![Pass::Inference, Pass::Train],
+        (None, None) => vec![Pass::Inference],
+    };
+    if run.reps == 0 {
+        return Err(Error::config("--reps must be at least 1"));
+    }
+    let (warmup, reps) = if run.quick {
+        (1, 3)
+    } else {
+        (run.warmup, run.reps)
+    };
+    let opts = BenchOptions {
+        weights: sel.weights,
+        ..BenchOptions::new(warmup, reps)
+    };
+    let ctx = Context::new()?;
+    if !run.json {
+        println!(
+            "adapter: {} ({}); GPU timestamps: {}",
+            ctx.adapter_name(),
+            ctx.backend(),
+            if ctx.has_timestamps() {
+                "yes"
+            } else {
+                "no (wall time)"
+            }
+        );
+        if run.quick {
+            println!("quick: 1 warm-up, 3 runs, T capped at 64");
+        }
+        println!(
+            "{:<18} {:<9} {:>5} {:>5} {:>4} {:>5} {:>2} {:>2} {:<9} {:>10} {:>10} {:>10} {:>8} {:>6} {:>4} schedule",
+            "shape",
+            "mode",
+            "I",
+            "H",
+            "B",
+            "T",
+            "L",
+            "D",
+            "pass",
+            "gpu_ms",
+            "wall_ms",
+            "us/step",
+            "TFLOP/s",
+            "disp",
+            "subm"
+        );
+    }
+    for s in &shapes {
+        let mut run_shape = s.clone();
+        if run.quick {
+            run_shape.seq = s.seq.min(64);
+        }
+        for &p in &passes {
+            if run.check {
+                let per_step = run_shape.forward_flops() / run_shape.seq as f64 * p.flop_factor();
+                let max_seq = ((CHECK_BUDGET_FLOPS / per_step) as usize).clamp(1, 8);
+                let report = check_shape(&ctx, &run_shape, p, max_seq, sel.weights, 5)?;
+                let tol = match (sel.weights, p) {
+                    (WeightStorage::F16, Pass::Inference) => CHECK_TOL_F16,
+                    _ => CHECK_TOL,
+                };
+                if report.worst() > tol {
+                    eprintln!(
+                        "wgrnn: check failed for {} {} pass {}: relative error {} > {tol:.0e} against the CPU reference",
+                        s.label,
+                        s.mode_name(),
+                        p.name(),
+                        print_errors(&report)
+                    );
+                    return Ok(ExitCode::from(1));
+                }
+            }
+            let r = match run_bench(&ctx, &run_shape, p, opts) {
+                Ok(r) => r,
+                // A shape this adapter cannot hold is reported and skipped; the rest still run.
+                Err(e @ Error::Limit { .. }) if suite.is_some() => {
+                    eprintln!("wgrnn: {} pass {} skipped: {e}", s.label, p.name());
+                    if run.json {
+                        let line = serde_json::json!({
+                            "label": s.label,
+                            "mode": s.mode_name(),
+                            "pass": p.name(),
+                            "error": e.to_string(),
+                        });
+                        println!("{line}");
+                    } else {
+                        println!("{:<18} {:<9} skipped: {e}", s.label, s.mode_name());
+                    }
+                    ctx.trim_pool();
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if run.json {
+                println!("{}", r.json(&ctx, s.seq, run.quick));
+            } else {
+                println!(
+                    "{:<18} {:<9} {:>5} {:>5} {:>4} {:>5} {:>2} {:>2} {:<9} {:>10} {:>10.3} {:>10.2} {:>8.3} {:>6} {:>4} {}{}",
+                    r.shape.label,
+                    r.shape.mode_name(),
+                    r.shape.input,
+                    r.shape.hidden,
+                    r.shape.batch,
+                    r.shape.seq,
+                    r.shape.layers,
+                    if r.shape.bidirectional { 2 } else { 1 },
+                    p.name(),
+                    r.gpu.map_or("n/a".into(), |g| format!("{:.3}", g.median)),
+                    r.wall.median,
+                    r.us_per_step(),
+                    r.tflops(),
+                    r.dispatches,
+                    r.submits,
+                    r.schedule.name(),
+                    if sel.weights == WeightStorage::F16 && p == Pass::Inference {
+                        format!(", {} weights", weights_name(sel.weights))
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+            ctx.trim_pool();
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `wgrnn info`.
+pub fn cmd_info() -> Result<ExitCode, Error> {
+    let ctx = Context::new()?;
+    let i = ctx.adapter_info();
+    println!(
+        "adapter: {} ({:?}, {:?}), driver {} {}",
+        i.name, i.backend, i.device_type, i.driver, i.driver_info
+    );
+    println!("kernel variant: {:?}", ctx.variant());
+    let l = ctx.limits();
+    println!(
+        "limits: storage binding {} B, buffer {} B, workgroup storage {} B, invocations {}, workgroups/dim {}",
+        l.max_storage_buffer_binding_size,
+        l.max_buffer_size,
+        l.max_compute_workgroup_storage_size,
+        l.max_compute_invocations_per_workgroup,
+        l.max_compute_workgroups_per_dimension
+    );
+    println!("timestamps: {}", ctx.has_timestamps());
+    let features: Vec<String> = ctx
+        .compute_features()
+        .into_iter()
+        .map(|(n, on)| format!("{n} {}", if on { "yes" } else { "no" }))
+        .collect();
+    println!("features: {}", features.join(", "));
+    println!(
+        "schedule: wavefront {}, single-workgroup kernel {:?}",
+        if ctx.wavefront() { "on" } else { "off" },
+        ctx.persistent()
+    );
+    for (name, v, unit) in wgrnn::bench::diagnostics(&ctx)? {
+        println!("{name:<40} {v:>10.2} {unit}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

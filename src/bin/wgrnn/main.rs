@@ -1,0 +1,261 @@
+//! The `wgrnn` command line.
+//!
+//! - `wgrnn forward`: runs a forward pass of a configurable stack on the GPU, prints its
+//!   throughput and its agreement with the CPU reference.
+//! - `wgrnn bench`: timing of shapes and named suites, human table or JSON lines.
+//! - `wgrnn run`: PyTorch-compatible weights and inputs in safetensors files -> outputs (and
+//!   gradients) in a safetensors file.
+//!
+//! Exit status: 0 success, 1 runtime failure (no adapter, device error), 2 bad input or usage.
+
+mod engine;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use wgrnn::interop::{Backend, run_files};
+use wgrnn::{Error, Mode, RnnConfig, WeightStorage};
+
+#[derive(Parser)]
+#[command(
+    name = "wgrnn",
+    version,
+    about = "Fused LSTM/GRU/RNN kernels on any GPU (wgpu + WGSL)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+/// Shape of a stack; shared by several subcommands.
+#[derive(clap::Args, Clone, Debug)]
+struct ShapeArgs {
+    /// Cell: lstm, gru, rnn_tanh, rnn_relu.
+    #[arg(long, default_value = "lstm")]
+    mode: String,
+    /// Input features (I).
+    #[arg(long, default_value_t = 256)]
+    input: usize,
+    /// Hidden units per direction (H).
+    #[arg(long, default_value_t = 256)]
+    hidden: usize,
+    /// Batch size (B).
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Sequence length (T).
+    #[arg(long, default_value_t = 100)]
+    seq: usize,
+    /// Stacked layers (L).
+    #[arg(long, default_value_t = 2)]
+    layers: usize,
+    /// Two directions.
+    #[arg(long)]
+    bidirectional: bool,
+}
+
+impl ShapeArgs {
+    fn config(&self) -> Result<RnnConfig, Error> {
+        let cfg = RnnConfig::new(Mode::parse(&self.mode)?, self.input, self.hidden)
+            .layers(self.layers)
+            .bidirectional(self.bidirectional);
+        cfg.validate()?;
+        if self.batch == 0 || self.seq == 0 {
+            return Err(Error::config("--batch and --seq must be at least 1"));
+        }
+        Ok(cfg)
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum WeightsArg {
+    /// The parameters as they are.
+    F32,
+    /// Recurrent weights of inference forwards rounded to f16 (f32 arithmetic).
+    F16,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum BackendArg {
+    /// The WGSL kernels on the GPU (fails when no adapter exists; never falls back).
+    Gpu,
+    /// The f64 CPU reference.
+    Cpu,
+}
+
+const BENCH_HELP: &str = "FLOP convention: the forward counts 2*G*H*(I_l + H)*B*T per layer l and \
+direction (I_l = I for layer 0, D*H above; G = 4 LSTM, 3 GRU, 1 RNN); backward counts twice the \
+forward, train three times. us_per_step = the whole stack's time / T. Times are medians after \
+warm-up; GPU time comes from timestamp queries where the adapter has them (time_source = gpu), \
+else wall time including encoding and submission (time_source = wall).";
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Print the adapter, its limits and features, and machine-level measurements (copy
+    /// bandwidth, GEMM rate, cost of one dispatch).
+    Info,
+    /// Time shapes or a named suite; a human table, or one JSON object per line with --json.
+    #[command(after_help = BENCH_HELP)]
+    Bench {
+        #[command(flatten)]
+        shape: ShapeArgs,
+        /// Named suite instead of one shape: core, deepbench-train, deepbench-infer, smoke.
+        #[arg(long, conflicts_with_all = ["mode", "input", "hidden", "batch", "seq", "layers", "bidirectional"])]
+        suite: Option<String>,
+        /// inference, forward (training-mode forward), backward (alone, after one forward),
+        /// train (forward + backward). Default: inference; a suite runs inference and train.
+        #[arg(long)]
+        pass: Option<String>,
+        /// Timed repetitions (after warm-up).
+        #[arg(long, default_value_t = 10)]
+        reps: usize,
+        /// Untimed warm-up runs.
+        #[arg(long, default_value_t = 2)]
+        warmup: usize,
+        /// One JSON object per shape and pass on its own line.
+        #[arg(long)]
+        json: bool,
+        /// Compare with the CPU reference first (at a reduced T); on a mismatch print the
+        /// error, report no time and exit with status 1.
+        #[arg(long)]
+        check: bool,
+        /// For slow adapters: one warm-up, three runs, T capped at 64.
+        #[arg(long)]
+        quick: bool,
+        /// Print the suite's shapes as JSON lines and exit (no GPU needed).
+        #[arg(long, requires = "suite")]
+        list: bool,
+        /// Run only these labels of the suite (comma-separated, e.g. S1,S3).
+        #[arg(long, requires = "suite")]
+        only: Option<String>,
+        /// Storage of the recurrent weights in inference passes (f16: WeightStorage::F16).
+        #[arg(long, value_enum, default_value_t = WeightsArg::F32)]
+        weights: WeightsArg,
+    },
+    /// Run PyTorch-compatible weights on an input file; write outputs (and gradients when the
+    /// input file holds grad_output / grad_h_n / grad_c_n).
+    ///
+    /// Weights: safetensors named like nn.LSTM/GRU/RNN's state_dict (weight_ih_l0, ...,
+    /// *_reverse), metadata `mode` = LSTM | GRU | RNN_TANH | RNN_RELU. Input: `input` [T, B, I],
+    /// optional `h0`, `c0` [L*D, B, H], `lengths` [B] (i32/i64), `grad_output` [T, B, D*H],
+    /// `grad_h_n`, `grad_c_n`. Output: `output`, `h_n`, `c_n`, and after a backward
+    /// `grad_input`, `grad_h0`, `grad_c0`, `grad.<parameter>`. Exit status 0 ok, 2 bad input,
+    /// 1 runtime failure.
+    Run {
+        /// Weights file (safetensors).
+        #[arg(long)]
+        weights: std::path::PathBuf,
+        /// Input file (safetensors).
+        #[arg(long)]
+        input: std::path::PathBuf,
+        /// Output file (safetensors); written to a temporary name and renamed.
+        #[arg(long)]
+        output: std::path::PathBuf,
+        /// Where to compute.
+        #[arg(long, value_enum, default_value = "gpu")]
+        backend: BackendArg,
+        /// `input`, `grad_output`, `output` and `grad_input` are [B, T, ...].
+        #[arg(long)]
+        batch_first: bool,
+    },
+    /// Run a forward pass on the GPU; print throughput and agreement with the CPU reference.
+    Forward {
+        #[command(flatten)]
+        shape: ShapeArgs,
+        /// Timed repetitions after one warm-up.
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+        /// Skip the CPU reference comparison.
+        #[arg(long)]
+        no_check: bool,
+        /// Parameter and input seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    // Writing into a closed pipe (`wgrnn ... | head`) ends the process quietly, as for any Unix
+    // tool, instead of a panic in println!.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of one signal before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            // clap's help and version are not failures; usage errors exit with status 2.
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    let res = match cli.cmd {
+        Cmd::Info => engine::cmd_info(),
+        Cmd::Forward {
+            shape,
+            reps,
+            no_check,
+            seed,
+        } => engine::cmd_forward(&shape, reps, !no_check, seed),
+        Cmd::Bench {
+            shape,
+            suite,
+            pass,
+            reps,
+            warmup,
+            json,
+            check,
+            quick,
+            list,
+            only,
+            weights,
+        } => {
+            let sel = engine::BenchSelect {
+                suite: suite.as_deref(),
+                only: only.as_deref(),
+                list,
+                weights: match weights {
+                    WeightsArg::F32 => WeightStorage::F32,
+                    WeightsArg::F16 => WeightStorage::F16,
+                },
+            };
+            let run = engine::BenchRun {
+                pass: pass.as_deref(),
+                reps,
+                warmup,
+                json,
+                check,
+                quick,
+            };
+            engine::cmd_bench(&shape, sel, run)
+        }
+        Cmd::Run {
+            weights,
+            input,
+            output,
+            backend,
+            batch_first,
+        } => {
+            let backend = match backend {
+                BackendArg::Gpu => Backend::Gpu,
+                BackendArg::Cpu => Backend::Cpu,
+            };
+            run_files(&weights, &input, &output, backend, batch_first).map(|_| ExitCode::SUCCESS)
+        }
+    };
+    match res {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("wgrnn: {e}");
+            if e.is_user_error() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
