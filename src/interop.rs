@@ -1,183 +1,20 @@
 //! PyTorch interop through safetensors files: weights named like a `state_dict()` of
 //! nn.LSTM / nn.GRU / nn.RNN, input and output files of the `wgrnn run` command.
 //!
-//! Files are written to a temporary name beside the target and renamed, so a failure never
-//! leaves a partial file.
+//! Files are written by [`crate::files`] (a temporary name, synced, then renamed), so a failure
+//! never leaves a partial file.
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
-
 use crate::context::Context;
 use crate::error::{Error, Result, check_shape};
+pub use crate::files::{FileData, FileTensor, TensorFile, read_safetensors, write_safetensors};
 use crate::reference::rnn::{RefInputs, RefParams, rnn_backward, rnn_forward};
 use crate::rnn::{
     ForwardInputs, HostTensor, Mode, Rnn, RnnConfig, RnnParams, Upstream, parse_param_name,
 };
 use crate::tensor::{Tensor, numel};
-
-/// Values of one tensor read from a file: floats (f32/f16/bf16 converted to f32) or integers.
-#[derive(Clone, Debug, PartialEq)]
-pub enum FileData {
-    /// f32, f16 or bf16 in the file.
-    Float(Vec<f32>),
-    /// i32 or i64 in the file.
-    Int(Vec<i64>),
-    /// f64 in the file (golden files; `wgrnn run` refuses it for inputs and weights).
-    F64(Vec<f64>),
-}
-
-/// A tensor read from a safetensors file.
-#[derive(Clone, Debug, PartialEq)]
-pub struct FileTensor {
-    /// Shape as stored.
-    pub shape: Vec<usize>,
-    /// Values, row-major.
-    pub data: FileData,
-}
-
-/// The tensors and metadata of one safetensors file, in the file's order.
-#[derive(Clone, Debug)]
-pub struct TensorFile {
-    /// The path, for messages.
-    pub path: String,
-    /// The `__metadata__` map.
-    pub metadata: HashMap<String, String>,
-    /// `(name, tensor)` pairs.
-    pub tensors: Vec<(String, FileTensor)>,
-}
-
-fn format_err(path: &str, problem: impl std::fmt::Display) -> Error {
-    Error::Format {
-        path: path.to_string(),
-        problem: problem.to_string(),
-    }
-}
-
-fn decode(path: &str, name: &str, v: &TensorView) -> Result<FileData> {
-    let b = v.data();
-    Ok(match v.dtype() {
-        Dtype::F32 => FileData::Float(
-            b.chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        ),
-        Dtype::F16 => FileData::Float(
-            b.chunks_exact(2)
-                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-        ),
-        Dtype::BF16 => FileData::Float(
-            b.chunks_exact(2)
-                .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-                .collect(),
-        ),
-        Dtype::F64 => FileData::F64(
-            b.chunks_exact(8)
-                .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-                .collect(),
-        ),
-        Dtype::I32 => FileData::Int(
-            b.chunks_exact(4)
-                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as i64)
-                .collect(),
-        ),
-        Dtype::I64 => FileData::Int(
-            b.chunks_exact(8)
-                .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-                .collect(),
-        ),
-        d => {
-            return Err(format_err(
-                path,
-                format!(
-                    "{name}: dtype {d:?} is not supported (use f32, f16, bf16; i32/i64 for lengths)"
-                ),
-            ));
-        }
-    })
-}
-
-/// Reads every tensor of a safetensors file.
-pub fn read_safetensors(path: impl AsRef<Path>) -> Result<TensorFile> {
-    let p = path.as_ref().display().to_string();
-    let bytes = std::fs::read(path.as_ref()).map_err(|e| Error::Io {
-        path: p.clone(),
-        source: e,
-    })?;
-    let st = SafeTensors::deserialize(&bytes)
-        .map_err(|e| format_err(&p, format!("not a valid safetensors file: {e}")))?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes)
-        .map_err(|e| format_err(&p, format!("not a valid safetensors file: {e}")))?;
-    let mut names: Vec<(usize, String)> = meta
-        .tensors()
-        .iter()
-        .map(|(n, info)| (info.data_offsets.0, n.clone()))
-        .collect();
-    names.sort();
-    let mut tensors = Vec::new();
-    for (_, name) in names {
-        let v = st
-            .tensor(&name)
-            .map_err(|e| format_err(&p, format!("{name}: {e}")))?;
-        let data = decode(&p, &name, &v)?;
-        tensors.push((
-            name,
-            FileTensor {
-                shape: v.shape().to_vec(),
-                data,
-            },
-        ));
-    }
-    Ok(TensorFile {
-        path: p,
-        metadata: meta.metadata().clone().unwrap_or_default(),
-        tensors,
-    })
-}
-
-/// Writes f32 tensors (and metadata) to `path` through a temporary file and a rename.
-pub fn write_safetensors(
-    path: impl AsRef<Path>,
-    tensors: &[(String, HostTensor)],
-    metadata: Option<HashMap<String, String>>,
-) -> Result<()> {
-    let path = path.as_ref();
-    let p = path.display().to_string();
-    let bytes: Vec<Vec<u8>> = tensors
-        .iter()
-        .map(|(_, t)| bytemuck::cast_slice::<f32, u8>(&t.data).to_vec())
-        .collect();
-    let views = tensors
-        .iter()
-        .zip(&bytes)
-        .map(|((n, t), b)| {
-            TensorView::new(Dtype::F32, t.shape.clone(), b)
-                .map(|v| (n.clone(), v))
-                .map_err(|e| format_err(&p, format!("{n}: {e}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let data = safetensors::tensor::serialize(views, metadata)
-        .map_err(|e| format_err(&p, format!("cannot serialise: {e}")))?;
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp{}",
-        path.file_name().and_then(|s| s.to_str()).unwrap_or("out"),
-        std::process::id()
-    ));
-    let io = |e| Error::Io {
-        path: p.clone(),
-        source: e,
-    };
-    std::fs::write(&tmp, data).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e)
-    })?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e)
-    })
-}
 
 /// Infers the configuration from parameter names and shapes (and the optional `mode`).
 ///

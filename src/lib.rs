@@ -21,6 +21,7 @@ pub mod bench;
 pub mod context;
 pub mod encoder;
 pub mod error;
+pub mod files;
 pub mod interop;
 pub(crate) mod kernels;
 pub mod nn;

@@ -16,7 +16,6 @@
 //! [`Recorder`](crate::Recorder), so a whole training step is one submission, and convenience
 //! functions that submit.
 
-mod checkpoint;
 mod clip;
 mod dropout;
 mod embedding;

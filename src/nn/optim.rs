@@ -246,11 +246,15 @@ impl Optimizer {
 
     /// Sets the learning rate (for schedules); takes effect at the next step.
     pub fn set_lr(&mut self, lr: f32) -> Result<()> {
-        match &mut self.config {
+        let mut config = self.config;
+        match &mut config {
             OptimConfig::Sgd(c) => c.lr = lr,
             OptimConfig::Adam(c) => c.lr = lr,
         }
-        self.config.validate()
+        // Validate the new configuration before it takes effect: a refused value must not stay.
+        config.validate()?;
+        self.config = config;
+        Ok(())
     }
 
     /// Steps taken so far.
@@ -362,7 +366,7 @@ impl Optimizer {
             ("step".to_string(), self.step.to_string()),
         ]);
         meta.insert("config".to_string(), format!("{:?}", self.config));
-        super::checkpoint::write(path.as_ref(), &tensors, meta)
+        crate::files::write_safetensors(path.as_ref(), &tensors, Some(meta))
     }
 
     /// Loads the state saved by [`save`](Self::save) for the same parameter names: the kind
@@ -376,7 +380,7 @@ impl Optimizer {
     ) -> Result<()> {
         let path = path.as_ref();
         self.check_store(store)?;
-        let (tensors, meta) = super::checkpoint::read(path)?;
+        let (tensors, meta) = crate::files::read_f32_tensors(path)?;
         let err = |problem: String| Error::Format {
             path: path.display().to_string(),
             problem,

@@ -234,10 +234,10 @@ impl ParamStore {
         )
     }
 
-    /// Overwrites parameter `name` from the host (shape must match).
+    /// Overwrites parameter `name` from the host (shape and element count must match).
     pub fn set_param(&self, ctx: &Context, name: &str, value: &HostTensor) -> Result<()> {
         let p = self.named(name)?;
-        check_shape(name, &value.shape, &p.shape)?;
+        crate::rnn::check_host(name, value, &p.shape)?;
         self.slots[p.slot]
             .param
             .write_range(ctx, p.offset, &value.data)
@@ -277,16 +277,17 @@ impl ParamStore {
     }
 
     /// Records zeroing every gradient (one clear per slot).
-    pub fn record_zero_grads(&self, rec: &mut Recorder) {
+    pub fn record_zero_grads(&self, rec: &mut Recorder) -> Result<()> {
         for s in &self.slots {
-            rec.clear(&s.grad, 0, s.grad.numel());
+            rec.clear(&s.grad, 0, s.grad.numel())?;
         }
+        Ok(())
     }
 
     /// Zeroes every gradient (one submit).
     pub fn zero_grads(&self, ctx: &Context) -> Result<()> {
         let mut rec = Recorder::new(ctx);
-        self.record_zero_grads(&mut rec);
+        self.record_zero_grads(&mut rec)?;
         rec.submit()?;
         Ok(())
     }
@@ -319,7 +320,7 @@ impl ParamStore {
     /// through a temporary file renamed over `path`.
     pub fn save(&self, ctx: &Context, path: impl AsRef<Path>) -> Result<()> {
         let meta = HashMap::from([("format".to_string(), "wgrnn-params".to_string())]);
-        super::checkpoint::write(path.as_ref(), &self.state_dict(ctx)?, meta)
+        crate::files::write_safetensors(path.as_ref(), &self.state_dict(ctx)?, Some(meta))
     }
 
     /// Loads every parameter from a safetensors file: each registered name must be present with
@@ -327,7 +328,7 @@ impl ParamStore {
     /// written unless the whole file checks out.
     pub fn load(&self, ctx: &Context, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
-        let (tensors, _) = super::checkpoint::read(path)?;
+        let (tensors, _) = crate::files::read_f32_tensors(path)?;
         let named = match_names(
             path,
             self.params.iter().map(|p| (&p.name, &p.shape)),
