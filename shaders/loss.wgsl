@@ -8,6 +8,7 @@
 //!                        ignored rows: loss 0 and gradient 0; a target >= V: loss NaN
 //!   softmax_ce_finalize  mean = sum_n loss[n] / count (0 when count = 0), fixed order (1 workgroup)
 //!   log_softmax_forward  out[n, v] = x[n, v] - m - log s
+//!   log_softmax_backward dx[n, v] (+)= dy[n, v] - exp(logp[n, v]) * sum_v dy[n, v]
 
 struct Loss {
   rows: u32,     // N
@@ -158,4 +159,28 @@ fn log_softmax_forward(@builtin(local_invocation_id) lid: vec3<u32>,
   let st = row_stats(base, lane);
   let lse = log(st.y);
   for (var v = lane; v < p.vocab; v += WG) { logp[base + v] = (logits[base + v] - st.x) - lse; }
+}
+
+// log_softmax_backward bindings: the forward's output and the upstream gradient.
+@group(1) @binding(0) var<storage, read> lsm_logp: array<f32>;          // [N, V]
+@group(1) @binding(1) var<storage, read> lsm_dy: array<f32>;            // [N, V]
+@group(1) @binding(2) var<storage, read_write> lsm_dx: array<f32>;      // [N, V]
+
+// dx[n, v] (+)= dy[n, v] - exp(logp[n, v]) * sum_v' dy[n, v'] (flag 1: accumulate).
+@compute @workgroup_size(64)
+fn log_softmax_backward(@builtin(local_invocation_id) lid: vec3<u32>,
+                        @builtin(workgroup_id) wid: vec3<u32>,
+                        @builtin(num_workgroups) nwg: vec3<u32>) {
+  let n = wid.x + wid.y * nwg.x;
+  if (n >= p.rows) { return; }
+  let lane = lid.x;
+  let base = n * p.vocab;
+  var s = 0.0;
+  for (var v = lane; v < p.vocab; v += WG) { s += lsm_dy[base + v]; }
+  let total = row_sum(s, lane);
+  for (var v = lane; v < p.vocab; v += WG) {
+    var g = lsm_dy[base + v] - exp(lsm_logp[base + v]) * total;
+    if ((p.flags & 1u) != 0u) { g += lsm_dx[base + v]; }
+    lsm_dx[base + v] = g;
+  }
 }

@@ -286,7 +286,8 @@ impl Context {
         })
     }
 
-    /// Submissions, readbacks and dispatches so far (see [`Counts`]).
+    /// Submissions, readbacks and dispatches so far, from every thread using this context (see
+    /// [`Counts`]).
     pub fn counts(&self) -> Counts {
         let c = &self.counters;
         Counts {

@@ -25,6 +25,7 @@ pub mod files;
 pub mod interop;
 pub(crate) mod kernels;
 pub mod nn;
+pub mod ops;
 pub(crate) mod pipeline;
 pub mod reference;
 pub mod rnn;

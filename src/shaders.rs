@@ -14,6 +14,10 @@ const TRANSPOSE: &str = include_str!("../shaders/transpose.wgsl");
 const EMBEDDING: &str = include_str!("../shaders/embedding.wgsl");
 const LOSS: &str = include_str!("../shaders/loss.wgsl");
 const OPTIM: &str = include_str!("../shaders/optim.wgsl");
+const ELEMENTWISE: &str = include_str!("../shaders/elementwise.wgsl");
+const SOFTMAX: &str = include_str!("../shaders/softmax.wgsl");
+const POOL: &str = include_str!("../shaders/pool.wgsl");
+const DECODE: &str = include_str!("../shaders/decode.wgsl");
 
 /// A WGSL module: one kernel family (or the recurrent drivers with one cell).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -38,11 +42,19 @@ pub enum Shader {
     Loss,
     /// `optim.wgsl`
     Optim,
+    /// `elementwise.wgsl`
+    Elementwise,
+    /// `softmax.wgsl`
+    Softmax,
+    /// `pool.wgsl`
+    Pool,
+    /// `decode.wgsl`
+    Decode,
 }
 
 impl Shader {
     /// Every module, for validation tests.
-    pub const ALL: [Shader; 10] = [
+    pub const ALL: [Shader; 14] = [
         Shader::Matmul,
         Shader::Lstm,
         Shader::Gru,
@@ -53,6 +65,10 @@ impl Shader {
         Shader::Embedding,
         Shader::Loss,
         Shader::Optim,
+        Shader::Elementwise,
+        Shader::Softmax,
+        Shader::Pool,
+        Shader::Decode,
     ];
 
     /// The module's full WGSL source.
@@ -68,6 +84,10 @@ impl Shader {
             Shader::Embedding => EMBEDDING.to_string(),
             Shader::Loss => LOSS.to_string(),
             Shader::Optim => OPTIM.to_string(),
+            Shader::Elementwise => ELEMENTWISE.to_string(),
+            Shader::Softmax => SOFTMAX.to_string(),
+            Shader::Pool => POOL.to_string(),
+            Shader::Decode => DECODE.to_string(),
         }
     }
 }
@@ -87,6 +107,10 @@ pub(crate) fn module(ctx: &Context, shader: Shader) -> wgpu::ShaderModule {
                 Shader::Embedding => "embedding.wgsl",
                 Shader::Loss => "loss.wgsl",
                 Shader::Optim => "optim.wgsl",
+                Shader::Elementwise => "elementwise.wgsl",
+                Shader::Softmax => "softmax.wgsl",
+                Shader::Pool => "pool.wgsl",
+                Shader::Decode => "decode.wgsl",
             }),
             source: wgpu::ShaderSource::Wgsl(src.into()),
         })

@@ -1,5 +1,5 @@
 //! Launchers for `loss.wgsl`: fused softmax cross-entropy (count, per-row loss and gradient,
-//! mean) and log-softmax.
+//! mean), log-softmax and its backward.
 
 use super::{R, RW, check_extent, grid_1d};
 use crate::encoder::Recorder;
@@ -27,6 +27,12 @@ const LOG_SOFTMAX: KernelSpec = KernelSpec {
     shader: Shader::Loss,
     entry: "log_softmax_forward",
     bindings: &[R, RW],
+};
+
+const LOG_SOFTMAX_BACKWARD: KernelSpec = KernelSpec {
+    shader: Shader::Loss,
+    entry: "log_softmax_backward",
+    bindings: &[R, R, RW],
 };
 
 /// Invocations per row of `softmax_ce_forward` / `log_softmax_forward` (the WGSL `WG`).
@@ -122,6 +128,32 @@ pub(crate) fn log_softmax_forward(
         &[],
         &p,
         &[logits, logp],
+        grid_1d(rows * ROW_WG, ROW_WG),
+    )
+}
+
+/// `dx [N, V] (+)= dy - exp(logp) * sum_v dy` row by row (the backward of log-softmax).
+pub(crate) fn log_softmax_backward(
+    rec: &mut Recorder,
+    rows: usize,
+    vocab: usize,
+    logp: &Tensor,
+    dy: &Tensor,
+    dx: &Tensor,
+    accumulate: bool,
+) -> Result<()> {
+    if rows * vocab == 0 {
+        return Ok(());
+    }
+    check_extent("log-probabilities", logp, rows * vocab - 1)?;
+    check_extent("log-probability gradient", dy, rows * vocab - 1)?;
+    check_extent("logit gradient", dx, rows * vocab - 1)?;
+    let p = params(rows, vocab, 0, accumulate);
+    rec.dispatch(
+        LOG_SOFTMAX_BACKWARD,
+        &[],
+        &p,
+        &[logp, dy, dx],
         grid_1d(rows * ROW_WG, ROW_WG),
     )
 }

@@ -2,12 +2,16 @@
 //! parameters in the order its WGSL struct declares them, and records one dispatch. Launchers
 //! check their own arithmetic (views inside their tensors) and return errors, never panic.
 
+pub(crate) mod decode;
 pub(crate) mod dropout;
+pub(crate) mod elementwise;
 pub(crate) mod embedding;
 pub(crate) mod gemm;
 pub(crate) mod loss;
 pub(crate) mod optim;
+pub(crate) mod pool;
 pub(crate) mod reduce;
+pub(crate) mod softmax;
 pub(crate) mod step;
 pub(crate) mod transpose;
 

@@ -72,3 +72,19 @@ pub fn log_softmax_forward(logits: &[f64], vocab: usize) -> Vec<f64> {
     }
     out
 }
+
+/// `log_softmax_backward`: `dx = dy - exp(logp) * sum(dy)` row by row (rows of `vocab`).
+pub fn log_softmax_backward(logp: &[f64], dy: &[f64], vocab: usize) -> Vec<f64> {
+    let mut dx = vec![0.0; dy.len()];
+    for ((lr, gr), dr) in logp
+        .chunks(vocab)
+        .zip(dy.chunks(vocab))
+        .zip(dx.chunks_mut(vocab))
+    {
+        let s: f64 = gr.iter().sum();
+        for v in 0..vocab {
+            dr[v] = gr[v] - lr[v].exp() * s;
+        }
+    }
+    dx
+}

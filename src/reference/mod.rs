@@ -14,7 +14,13 @@
 //! | reduce.wgsl                       | [`reduce`]                                 |
 //! | embedding.wgsl                    | [`embedding::embedding_forward`], [`embedding::embedding_backward`] |
 //! | matmul.wgsl + reduce.wgsl (linear) | [`linear::linear_forward`], [`linear::linear_backward`] |
-//! | loss.wgsl                         | [`loss::softmax_ce_forward`], [`loss::log_softmax_forward`] |
+//! | loss.wgsl                         | [`loss::softmax_ce_forward`], [`loss::log_softmax_forward`], [`loss::log_softmax_backward`] |
+//! | elementwise.wgsl `unary_forward`, `binary_forward` | [`ops::tanh`], [`ops::sigmoid`], [`ops::relu`], [`ops::zip`], [`ops::tanh_add`], [`ops::tanh_backward`], [`ops::sigmoid_backward`], [`ops::relu_backward`], [`ops::add_bias`], [`ops::concat`] |
+//! | elementwise.wgsl `gather_rows_forward` | [`ops::gather_rows_forward`], [`ops::gather_rows_backward`] |
+//! | matmul.wgsl (batched)             | [`ops::bmm`], [`ops::bmm_backward`]        |
+//! | softmax.wgsl                      | [`ops::masked_softmax_forward`], [`ops::masked_softmax_backward`] |
+//! | pool.wgsl                         | [`ops::pool_mean_forward`], [`ops::pool_max_forward`], [`ops::pool_last_forward`], [`ops::pool_backward`] |
+//! | decode.wgsl                       | [`ops::argmax`], [`ops::topk_row`], [`ops::sample_row`] with [`ops::uniform01`] |
 //! | optim.wgsl                        | [`optim::sgd_update`], [`optim::adam_update`] |
 
 //!
@@ -30,6 +36,7 @@ pub mod embedding;
 pub mod linear;
 pub mod loss;
 pub mod matmul;
+pub mod ops;
 pub mod optim;
 pub mod reduce;
 pub mod rnn;

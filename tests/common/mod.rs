@@ -75,6 +75,9 @@ pub fn assert_close(what: &str, seed: u64, got: &[f32], want: &[f64], tol: f64) 
         .sum::<f64>()
         / got.len().max(1) as f64)
         .sqrt();
+    if std::env::var_os("WGRNN_PRINT_ERRORS").is_some() {
+        eprintln!("measured: {what}: relative error {r:.2e} (tolerance {tol:.0e})");
+    }
     assert!(
         r <= tol || rms <= ABS_FLOOR_RMS,
         "{what} (seed {seed}): relative error {r:.3e} > {tol:.1e}; worst element [{i}]: gpu {g:.9e} vs reference {w:.9e}"

@@ -15,3 +15,4 @@ mod optim;
 mod review;
 mod train;
 mod variants;
+mod vocab;
