@@ -112,6 +112,8 @@ pub struct Context {
     adapter_features: wgpu::Features,
     pub(crate) variant: KernelVariant,
     pub(crate) pipelines: Mutex<HashMap<PipelineKey, Arc<Pipeline>>>,
+    /// Parsed shader modules, one per kernel family (pipelines of a family share it).
+    pub(crate) modules: Mutex<HashMap<crate::shaders::Shader, Arc<wgpu::ShaderModule>>>,
     pool: Mutex<Vec<Arc<wgpu::Buffer>>>,
     /// The uniform buffer holding every dispatch's parameters (see `encoder.rs`).
     pub(crate) params: Mutex<Option<wgpu::Buffer>>,
@@ -120,6 +122,7 @@ pub struct Context {
     target_groups: std::sync::atomic::AtomicUsize,
     wavefront: std::sync::atomic::AtomicBool,
     narrow_batch: std::sync::atomic::AtomicUsize,
+    cpu_blocks: std::sync::atomic::AtomicBool,
     persistent: Mutex<Persistent>,
 }
 
@@ -262,6 +265,12 @@ impl Context {
             .and_then(|v| v.parse().ok())
             .unwrap_or(4usize)
             .min(4);
+        // Simple variant: register-blocked GEMM and step kernels (matmul_cpu.wgsl,
+        // recurrent_cpu.wgsl) where the shapes allow; `WGRNN_CPU_BLOCKS=0` keeps the plain ones.
+        let cpu_blocks = !matches!(
+            std::env::var("WGRNN_CPU_BLOCKS").as_deref(),
+            Ok("0" | "off" | "false")
+        );
         let target = match info.device_type {
             wgpu::DeviceType::DiscreteGpu => 132,
             _ => 16,
@@ -275,6 +284,7 @@ impl Context {
             adapter_features,
             variant,
             pipelines: Mutex::new(HashMap::new()),
+            modules: Mutex::new(HashMap::new()),
             pool: Mutex::new(Vec::new()),
             params: Mutex::new(None),
             uncaptured,
@@ -282,6 +292,7 @@ impl Context {
             target_groups: target.into(),
             wavefront: wavefront.into(),
             narrow_batch: narrow_batch.into(),
+            cpu_blocks: cpu_blocks.into(),
             persistent: Mutex::new(persistent),
         })
     }
@@ -384,6 +395,20 @@ impl Context {
     pub fn set_narrow_batch(&self, b: usize) {
         self.narrow_batch
             .store(b.min(4), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the simple variant (CPU adapters) uses its register-blocked kernels: the 8x8
+    /// GEMM blocks of `matmul_cpu.wgsl` (vec4 loads where the layout allows) and, for hidden
+    /// sizes that are multiples of 4, the step blocks of `recurrent_cpu.wgsl`. On unless
+    /// `WGRNN_CPU_BLOCKS=0`; off, the simple variant runs its one-unit-per-invocation kernels.
+    pub fn cpu_blocks(&self) -> bool {
+        self.cpu_blocks.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Turns the register-blocked CPU kernels on or off (measurements, tests).
+    pub fn set_cpu_blocks(&self, on: bool) {
+        self.cpu_blocks
+            .store(on, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The single-workgroup policy (see [`Persistent`]).

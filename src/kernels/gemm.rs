@@ -23,6 +23,16 @@ const REDUCE: KernelSpec = KernelSpec {
     entry: "matmul_reduce",
     bindings: &[R, R, R, RW],
 };
+const VEC4: KernelSpec = KernelSpec {
+    shader: Shader::MatmulCpu,
+    entry: "matmul_vec4",
+    bindings: &[R, R, R, RW],
+};
+const BLOCK: KernelSpec = KernelSpec {
+    shader: Shader::MatmulCpu,
+    entry: "matmul_block",
+    bindings: &[R, R, R, RW],
+};
 const REGBLOCK: KernelSpec = KernelSpec {
     shader: Shader::Matmul,
     entry: "matmul_regblock",
@@ -78,6 +88,29 @@ impl<'a> View<'a> {
     }
 }
 
+/// How `matmul_vec4` can read the operands, when every offset and row stride is a multiple of
+/// 4: `(A read along m, B read along k)`; `None` when some layout does not allow vec4 loads.
+fn vec4_layout(a: &View, b: &View, c: &View, z: usize, nsum: usize) -> Option<(bool, bool)> {
+    let al = |v: usize| v % 4 == 0;
+    let batch = |v: &View| al(v.off) && (z == 1 || al(v.zs)) && (nsum == 1 || al(v.ss));
+    let a_m = if a.cs == 1 && al(a.rs) {
+        false
+    } else if a.rs == 1 && al(a.cs) {
+        true
+    } else {
+        return None;
+    };
+    let b_k = if b.cs == 1 && al(b.rs) {
+        false
+    } else if b.rs == 1 && al(b.cs) {
+        true
+    } else {
+        return None;
+    };
+    let c_ok = c.cs == 1 && al(c.rs) && al(c.off) && (z == 1 || al(c.zs));
+    (batch(a) && batch(b) && c_ok).then_some((a_m, b_k))
+}
+
 /// Sizes of one GEMM call: C is `[z, m, n]`, the inner dimension `k`, `nsum` products summed.
 #[derive(Clone, Copy)]
 pub(crate) struct Dims {
@@ -129,11 +162,23 @@ pub(crate) fn gemm(
     }
     let ctx = rec.ctx();
     let target = ctx.target_workgroups();
+    let layout = vec4_layout(&a, &b, &c, z, nsum);
+    let mut constants: Vec<(&'static str, u32)> = Vec::new();
     let (spec, tile) = match ctx.variant() {
         // 128x128 tiles only where they still give a few workgroups per compute unit.
         KernelVariant::Tiled if m * n * z >= 128 * 128 * target => (LARGE, 128),
         KernelVariant::Tiled => (TILED, 64),
-        KernelVariant::Simple => (REGBLOCK, 32),
+        // CPU drivers: 16x16 blocks per invocation (64x64 per workgroup), vec4 loads where
+        // the layout allows (matmul_cpu.wgsl).
+        KernelVariant::Simple if !ctx.cpu_blocks() => (REGBLOCK, 32),
+        KernelVariant::Simple => match layout {
+            Some((a_m, b_k)) => {
+                constants.push(("A_MCONTIG", a_m as u32));
+                constants.push(("B_KCONTIG", b_k as u32));
+                (VEC4, 64)
+            }
+            None => (BLOCK, 64),
+        },
     };
     let tiles = m.div_ceil(tile) * n.div_ceil(tile) * z;
     // Split-K when C alone gives too few workgroups and K is long (weight gradients: C is a
@@ -184,7 +229,7 @@ pub(crate) fn gemm(
     ];
     if ksplit == 1 {
         let params = words(c.off, c.rs, c.zs, flags, 0);
-        return rec.dispatch(spec, &[], &params, &[a.t, b.t, bias_t, c.t], groups);
+        return rec.dispatch(spec, &constants, &params, &[a.t, b.t, bias_t, c.t], groups);
     }
     let parts = Tensor::empty(
         ctx,

@@ -86,6 +86,9 @@ pub(crate) struct StepDims {
 enum Impl {
     /// One unit for four rows per invocation (CPU adapters).
     Simple,
+    /// Register blocks of 8 rows x 8 units, or 1 x 16 for batches below 8 (CPU adapters, H a
+    /// multiple of 4, f32 weights).
+    Block,
     /// Tile GEMM through workgroup memory.
     Tiled,
     /// One workgroup per unit, lanes splitting the products (GPUs, B <= `narrow_batch`).
@@ -103,12 +106,15 @@ impl StepDims {
     ) -> (&'static str, Constants, [u32; 3]) {
         let ctx = rec.ctx();
         let imp = match ctx.variant() {
+            KernelVariant::Simple if !wave && self.block(ctx) => Impl::Block,
             KernelVariant::Simple => Impl::Simple,
             KernelVariant::Tiled if self.gemv(ctx, 1) => Impl::Gemv,
             KernelVariant::Tiled => Impl::Tiled,
         };
         let entry = match (wave, imp) {
             (false, Impl::Simple) => "step_forward",
+            (_, Impl::Block) if self.batch >= 8 => "step_forward_block",
+            (_, Impl::Block) => "step_forward_block_narrow",
             (false, Impl::Tiled) => "step_forward_tiled",
             (false, Impl::Gemv) => "step_forward_gemv",
             (true, Impl::Simple) => "wave_forward",
@@ -117,6 +123,19 @@ impl StepDims {
         };
         let (consts, g) = match imp {
             Impl::Simple => (self.fwd_constants(), self.groups()),
+            Impl::Block => {
+                // Rows and units per invocation of the wide and narrow blocks; 16 invocations
+                // per workgroup.
+                let (rows, units) = if self.batch >= 8 { (8, 8) } else { (1, 16) };
+                (
+                    self.fwd_constants(),
+                    [
+                        self.hidden.div_ceil(units * 16) as u32,
+                        self.batch.div_ceil(rows) as u32,
+                        1,
+                    ],
+                )
+            }
             Impl::Gemv => (self.fwd_constants(), [self.hidden as u32, 1, 1]),
             Impl::Tiled => match self.tiled(rec, false) {
                 Some(t) => t,
@@ -124,6 +143,16 @@ impl StepDims {
             },
         };
         (entry, consts, [g[0], g[1], z as u32])
+    }
+
+    /// Whether the register-blocked CPU step kernels (`recurrent_cpu.wgsl`) take this layer:
+    /// the simple variant with its blocks on, H a multiple of 4 (vec4 weight reads), f32
+    /// weights.
+    fn block(&self, ctx: &crate::context::Context) -> bool {
+        ctx.variant() == KernelVariant::Simple
+            && ctx.cpu_blocks()
+            && self.hidden % 4 == 0
+            && !self.f16
     }
 
     /// Whether the matrix-vector kernels (`units` hidden units per workgroup) take this layer:
@@ -283,6 +312,21 @@ pub(crate) fn step_backward(
             [dims.hidden.div_ceil(8) as u32, 1, dims.dirs as u32],
         ),
         Some((c, g)) => ("step_backward_tiled", c, g),
+        None if dims.block(rec.ctx()) => {
+            // Rows and units per invocation of the wide and narrow blocks, 16 invocations per
+            // workgroup.
+            let (entry, rows, units) = if dims.batch >= 8 {
+                ("step_backward_block", 8, 16)
+            } else {
+                ("step_backward_block_narrow", 1, 32)
+            };
+            let g = [
+                dims.hidden.div_ceil(units * 16) as u32,
+                dims.batch.div_ceil(rows) as u32,
+                dims.dirs as u32,
+            ];
+            (entry, constants(dims.mode), g)
+        }
         None => ("step_backward", constants(dims.mode), dims.groups()),
     };
     let spec = KernelSpec {

@@ -97,6 +97,57 @@ fn simple_kernels_match_reference() {
     run_all(KernelVariant::Simple);
 }
 
+/// Shapes that select the register-blocked CPU kernels (hidden sizes that are multiples of 4,
+/// with and without a full second vec4 of units in the backward's 8-unit blocks; batches below,
+/// at and past the 4- and 8-row blocks; inputs aligned for vec4 GEMM loads and not).
+fn cpu_block_cases() -> Vec<Case> {
+    let shapes = [
+        (1, 8, 4),
+        (5, 12, 12),
+        (9, 7, 20),
+        (11, 16, 36),
+        (8, 64, 64),
+    ];
+    MODES
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &mode)| {
+            shapes.map(|(batch, input, hidden)| Case {
+                mode,
+                layers: 2,
+                bidir: (i + batch) % 2 == 0,
+                ragged: batch > 1,
+                init: true,
+                seq: 5,
+                batch,
+                input,
+                hidden,
+                bias: batch != 9,
+            })
+        })
+        .collect()
+}
+
+/// The register-blocked CPU kernels (step blocks, 8x8 GEMM blocks with and without vec4
+/// loads) against the reference, and the plain simple kernels they replace on the same shapes.
+#[test]
+fn cpu_block_kernels_match_reference() {
+    static ON: OnceLock<Context> = OnceLock::new();
+    static OFF: OnceLock<Context> = OnceLock::new();
+    for (cell, on) in [(&ON, true), (&OFF, false)] {
+        let Some(ctx) = schedule_ctx(cell, KernelVariant::Simple, |c| {
+            c.set_cpu_blocks(on);
+            c.set_wavefront(false);
+        }) else {
+            return;
+        };
+        for (i, c) in cpu_block_cases().iter().enumerate() {
+            run_forward_case_on(ctx, c, 7000 + i as u64, TOL);
+            run_backward_case_on(ctx, c, 8000 + i as u64, 0.0, TOL);
+        }
+    }
+}
+
 /// Split-K GEMMs: the weight gradients of a small layer over many timesteps (C is a few tiles,
 /// K = T*B is long), on a context that wants 64 workgroups, so the tiled GEMM splits K and
 /// matmul_reduce sums the partials.

@@ -308,6 +308,12 @@ pub fn cmd_info() -> Result<ExitCode, Error> {
         l.max_compute_invocations_per_workgroup,
         l.max_compute_workgroups_per_dimension
     );
+    println!(
+        "uniform binding {} B (offset alignment {} B), storage offset alignment {} B",
+        l.max_uniform_buffer_binding_size,
+        l.min_uniform_buffer_offset_alignment,
+        l.min_storage_buffer_offset_alignment
+    );
     println!("timestamps: {}", ctx.has_timestamps());
     let features: Vec<String> = ctx
         .compute_features()

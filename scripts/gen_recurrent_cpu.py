@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""Generates shaders/recurrent_cpu.wgsl: the recurrent step kernels for CPU Vulkan drivers.
+
+llvmpipe loads storage buffers one SIMD lane at a time, so the step kernels there must reuse
+every loaded value many times: each invocation keeps a block of the recurrent product in
+registers (forward: 4 rows x 4 units x G gates; backward: 8 rows x 8 units), reading the
+weights as vec4. The blocks are spelled out as plain variables (arrays indexed in loops are
+10x slower on lavapipe), which is what this script writes. Run it after changing the template:
+
+    python3 scripts/gen_recurrent_cpu.py > shaders/recurrent_cpu.wgsl
+"""
+
+Q = "xyzw"
+
+# (entry point, rows per invocation, vec4 groups of units per invocation): the wide blocks
+# for batches of 8 or more, the narrow ones (one row, more units) for small batches, where a
+# step reads each weight once whatever the block.
+FORWARD = [("step_forward_block", 8, 2), ("step_forward_block_narrow", 1, 4)]
+BACKWARD = [("step_backward_block", 8, 4), ("step_backward_block_narrow", 1, 8)]
+
+def forward(entry, R, U):
+    L = []
+    L.append("// ---------------------------------------------------------------------------------------------")
+    L.append(f"// {entry}: rows b0..b0+{R-1}, units j0..j0+{4*U-1} ({U} vec4), every gate. W_hh is read")
+    L.append("// transposed, [D, H, G*H], as vec4 (H a multiple of 4; f32 weights).")
+    L.append("")
+    for r in range(R):
+        for u in range(U):
+            for g in range(4):
+                L.append(f"var<private> {entry}_f{r}_{u}_{g}: vec4<f32>;")
+    L.append("")
+    L.append("@compute @workgroup_size(16)")
+    L.append(f"fn {entry}(@builtin(global_invocation_id) gid: vec3<u32>) {{")
+    L.append(f"  let j0 = gid.x * {4*U}u;")
+    L.append(f"  let b0 = gid.y * {R}u;")
+    L.append("  let d = gid.z;")
+    L.append("  let H = p.hidden;")
+    L.append("  let B = p.batch;")
+    L.append("  if (j0 >= H || b0 >= B) { return; }")
+    L.append("  let s = p.iter;")
+    L.append("  let t = time_of(d, s);")
+    L.append("  let GH = G * H;")
+    L.append("  let a0 = state_at(d, t, s, 0u, 0u, false);")
+    for r in range(R):
+        L.append(f"  let h{r} = a0 + clamp_b(b0 + {r}u) * H;")
+    for r in range(R):
+        for u in range(U):
+            for g in range(4):
+                L.append(f"  {entry}_f{r}_{u}_{g} = vec4<f32>(0.0);")
+    L.append("  let hv = H >> 2u;                    // vec4s between gates")
+    L.append("  let wk = GH >> 2u;                   // vec4s per depth row")
+    L.append("  let w0 = d * H * wk;                 // vec4 index of W^T[d, 0, 0]")
+    for u in range(U):
+        L.append(f"  let u{u} = min((j0 >> 2u) + {u}u, hv - 1u);   // past H: a valid column, never stored")
+    L.append("  for (var k = 0u; k < H; k++) {")
+    L.append("    let wr = w0 + k * wk;")
+    for u in range(U):
+        L.append(f"    let w{u}_0 = wt4[wr + u{u}];")
+        L.append(f"    var w{u}_1 = vec4<f32>(0.0); var w{u}_2 = vec4<f32>(0.0); var w{u}_3 = vec4<f32>(0.0);")
+        L.append(f"    if (G > 1u) {{ w{u}_1 = wt4[wr + hv + u{u}]; w{u}_2 = wt4[wr + 2u * hv + u{u}]; }}")
+        L.append(f"    if (G > 3u) {{ w{u}_3 = wt4[wr + 3u * hv + u{u}]; }}")
+    for r in range(R):
+        L.append(f"    let x{r} = vec4<f32>(hs[h{r} + k]);")
+    for r in range(R):
+        for u in range(U):
+            a = lambda g: f"{entry}_f{r}_{u}_{g}"
+            L.append(f"    {a(0)} = fma(x{r}, w{u}_0, {a(0)});")
+            L.append(f"    if (G > 1u) {{ {a(1)} = fma(x{r}, w{u}_1, {a(1)}); {a(2)} = fma(x{r}, w{u}_2, {a(2)}); }}")
+            L.append(f"    if (G > 3u) {{ {a(3)} = fma(x{r}, w{u}_3, {a(3)}); }}")
+    L.append("  }")
+    for r in range(R):
+        L.append(f"  if (b0 + {r}u < B) {{")
+        for u in range(U):
+            for c in range(4):
+                unit = 4*u + c
+                args = ", ".join(f"{entry}_f{r}_{u}_{g}.{Q[c]}" for g in range(4))
+                cond = "" if unit < 4 else f"if (j0 + {unit}u < H) "
+                L.append(f"    {cond}{{ finish_forward(d, t, s, b0 + {r}u, j0 + {unit}u, array<f32, 4>({args})); }}")
+        L.append("  }")
+    L.append("}")
+    return "\n".join(L)
+
+def backward(entry, R, U):
+    L = []
+    L.append("// ---------------------------------------------------------------------------------------------")
+    L.append(f"// {entry}: rows b0..b0+{R-1}, units j0..j0+{4*U-1} ({U} vec4) of dh = dgates_{{later}} W_hh,")
+    L.append("// W_hh read as stored, [D, G*H, H], as vec4 (H a multiple of 4).")
+    L.append("")
+    for r in range(R):
+        for u in range(U):
+            L.append(f"var<private> {entry}_e{r}_{u}: vec4<f32>;")
+    L.append("")
+    L.append("@compute @workgroup_size(16)")
+    L.append(f"fn {entry}(@builtin(global_invocation_id) gid: vec3<u32>) {{")
+    L.append(f"  let j0 = gid.x * {4*U}u;")
+    L.append(f"  let b0 = gid.y * {R}u;")
+    L.append("  let d = gid.z;")
+    L.append("  let H = p.hidden;")
+    L.append("  let B = p.batch;")
+    L.append("  let T = p.seq;")
+    L.append("  if (j0 >= H || b0 >= B) { return; }")
+    L.append("  let GH = G * H;")
+    L.append("  let sf = T - p.iter;   // the step processed before this one (see step_backward)")
+    for r in range(R):
+        for u in range(U):
+            L.append(f"  {entry}_e{r}_{u} = vec4<f32>(0.0);")
+    L.append("  if (sf < T) {")
+    L.append("    let tf = time_of(d, sf);")
+    L.append("    let base = (d * T + tf) * B * GH;")
+    for r in range(R):
+        L.append(f"    let g{r} = base + clamp_b(b0 + {r}u) * GH;")
+    L.append("    let hv = H >> 2u;")
+    L.append("    let w0 = (d * GH * H) >> 2u;")
+    for u in range(U):
+        L.append(f"    let u{u} = min((j0 >> 2u) + {u}u, hv - 1u);   // past H: a valid column, never stored")
+    L.append("    for (var q = 0u; q < GH; q++) {")
+    L.append("      let wr = w0 + q * hv;")
+    for u in range(U):
+        L.append(f"      let w{u} = bw4[wr + u{u}];")
+    for r in range(R):
+        L.append(f"      let x{r} = vec4<f32>(dg_hidden(g{r} + q));")
+    for r in range(R):
+        L.append("      " + " ".join(f"{entry}_e{r}_{u} = fma(x{r}, w{u}, {entry}_e{r}_{u});" for u in range(U)))
+    L.append("    }")
+    L.append("  }")
+    for r in range(R):
+        L.append(f"  if (b0 + {r}u < B) {{")
+        for u in range(U):
+            for c in range(4):
+                unit = 4*u + c
+                cond = "" if unit < 4 else f"if (j0 + {unit}u < H) "
+                L.append(f"    {cond}{{ finish_backward(d, b0 + {r}u, j0 + {unit}u, {entry}_e{r}_{u}.{Q[c]}); }}")
+        L.append("  }")
+    L.append("}")
+    return "\n".join(L)
+
+HEADER = """//! Recurrent step kernels for CPU Vulkan drivers (lavapipe), appended to recurrent.wgsl and one
+//! cell file. GENERATED by scripts/gen_recurrent_cpu.py -- edit the script, not this file.
+//!
+//! llvmpipe runs a workgroup's invocations as SIMD lanes and reads a storage buffer one lane at
+//! a time, so these kernels keep a block of the recurrent product in registers and read the
+//! weights as vec4: step_forward_block (8 rows x 8 units) loads 8 states and 2 G vec4 of W_hh^T
+//! for every 64 G multiply-adds (step_forward: 4 + G scalars for 4 G); step_backward_block
+//! (8 rows x 16 units) loads 8 gate gradients and 4 vec4 of W_hh for 128 (step_backward: 4 + 1
+//! for 4). The *_narrow blocks (one row, more units) serve batches below 8. The pointwise parts are
+//! recurrent.wgsl's finish_forward / finish_backward, unchanged, so the results are those of
+//! step_forward / step_backward up to the order of the products' sums (which is fixed: depth
+//! in order).
+"""
+
+BINDINGS = """
+@group(1) @binding(0) var<storage, read> wt4: array<vec4<f32>>;   // forward: W_hh^T [D, H, G*H]
+@group(1) @binding(0) var<storage, read> bw4: array<vec4<f32>>;   // backward: W_hh [D, G*H, H]
+"""
+
+print(HEADER)
+print(BINDINGS)
+for e in FORWARD:
+    print(forward(*e))
+    print()
+for e in BACKWARD:
+    print(backward(*e))
+    print()
