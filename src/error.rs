@@ -37,6 +37,9 @@ pub enum Error {
     /// The device ran out of memory.
     #[error("device out of memory: {0}")]
     OutOfMemory(String),
+    /// Training produced a non-finite loss; nothing was saved over the last good checkpoint.
+    #[error("training diverged: {0}")]
+    Diverged(String),
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {

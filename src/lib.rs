@@ -24,6 +24,7 @@ pub mod error;
 pub mod files;
 pub mod interop;
 pub(crate) mod kernels;
+pub mod models;
 pub mod nn;
 pub mod ops;
 pub(crate) mod pipeline;

@@ -33,4 +33,5 @@ pub use loss::{
     targets,
 };
 pub use optim::{AdamConfig, OptimConfig, Optimizer, SgdConfig};
+pub(crate) use store::match_names;
 pub use store::{NamedParam, ParamStore, Slot};

@@ -5,10 +5,13 @@
 //! - `wgrnn bench`: timing of shapes and named suites, human table or JSON lines.
 //! - `wgrnn run`: PyTorch-compatible weights and inputs in safetensors files -> outputs (and
 //!   gradients) in a safetensors file.
+//! - `wgrnn train-lm`, `eval-lm`, `sample`, `ngram`: the character language model and its
+//!   Kneser-Ney baseline (`lm.rs`).
 //!
 //! Exit status: 0 success, 1 runtime failure (no adapter, device error), 2 bad input or usage.
 
 mod engine;
+mod lm;
 
 use std::process::ExitCode;
 
@@ -157,6 +160,15 @@ enum Cmd {
         #[arg(long)]
         batch_first: bool,
     },
+    /// Train a character-level RNN language model (truncated BPTT, one submission per step);
+    /// checkpoints in --out/last and --out/best, metrics.csv, loss.png.
+    TrainLm(lm::TrainArgs),
+    /// Score a language model on the validation split: nats and bits per character, perplexity.
+    EvalLm(lm::EvalArgs),
+    /// Generate text from a language model on the device.
+    Sample(lm::SampleArgs),
+    /// Interpolated Kneser-Ney n-gram baseline on the same split.
+    Ngram(lm::NgramArgs),
     /// Run a forward pass on the GPU; print throughput and agreement with the CPU reference.
     Forward {
         #[command(flatten)]
@@ -195,6 +207,10 @@ fn main() -> ExitCode {
     };
     let res = match cli.cmd {
         Cmd::Info => engine::cmd_info(),
+        Cmd::TrainLm(a) => lm::cmd_train(a),
+        Cmd::EvalLm(a) => lm::cmd_eval(a),
+        Cmd::Sample(a) => lm::cmd_sample(a),
+        Cmd::Ngram(a) => lm::cmd_ngram(a),
         Cmd::Forward {
             shape,
             reps,

@@ -1,0 +1,160 @@
+//! The checkpoint folder every model family writes (`../shared/notes/model-commands.md`): one
+//! interop-format file per RNN stack, `model.safetensors` for the other tensors under
+//! PyTorch-style names, `optimizer.safetensors`, and `config.json` with `"kind"`,
+//! `"format_version"`, the hyperparameters, the vocabulary, the step, the RNG state and the
+//! kernel configuration. Folders are written by [`crate::files::write_dir_atomic`]; a training
+//! output `DIR` holds `last/` and `best/`.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::context::{Context, KernelVariant, Persistent};
+use crate::error::{Error, Result};
+use crate::files::{complete_dir, write_atomic};
+
+/// The `"format_version"` this build writes and reads.
+pub const FORMAT_VERSION: u64 = 1;
+
+fn format_err(path: &Path, problem: impl std::fmt::Display) -> Error {
+    Error::Format {
+        path: path.display().to_string(),
+        problem: problem.to_string(),
+    }
+}
+
+/// Writes `value` as pretty JSON to `path` atomically.
+pub fn write_json(path: &Path, value: &Value) -> Result<()> {
+    let mut s = serde_json::to_string_pretty(value).map_err(|e| format_err(path, e))?;
+    s.push('\n');
+    write_atomic(path, s.as_bytes())
+}
+
+/// Reads `path` as JSON.
+pub fn read_json(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    })?;
+    serde_json::from_str(&text).map_err(|e| format_err(path, format!("line {}: {e}", e.line())))
+}
+
+/// The checkpoint folder `--checkpoint DIR` names: a training output's `best/` (or the
+/// `best.old/` a crash left), else `DIR` itself when it holds `config.json`.
+pub fn resolve(dir: &Path) -> Result<PathBuf> {
+    if let Some(best) = complete_dir(&dir.join("best")) {
+        return Ok(best);
+    }
+    if dir.join("config.json").is_file() {
+        return Ok(dir.to_path_buf());
+    }
+    Err(format_err(
+        dir,
+        "not a checkpoint: holds neither best/ nor config.json",
+    ))
+}
+
+/// Reads `DIR/config.json` of a checkpoint folder and checks its `"kind"` and
+/// `"format_version"`.
+pub fn read_config(dir: &Path, kind: &str) -> Result<Value> {
+    let path = dir.join("config.json");
+    let v = read_json(&path)?;
+    match v.get("kind").and_then(Value::as_str) {
+        Some(k) if k == kind => {}
+        Some(k) => {
+            return Err(format_err(
+                &path,
+                format!("a {k:?} checkpoint, expected {kind:?}"),
+            ));
+        }
+        None => return Err(format_err(&path, "no \"kind\"")),
+    }
+    match v.get("format_version").and_then(Value::as_u64) {
+        Some(FORMAT_VERSION) => Ok(v),
+        other => Err(format_err(
+            &path,
+            format!("format_version {other:?}, this build reads {FORMAT_VERSION}"),
+        )),
+    }
+}
+
+/// Checks `--out DIR` for a new run (it must not exist or be empty) or, with `resume`, finds
+/// the checkpoint to continue from (`DIR/last/`, or `DIR/last.old/` a crash left).
+pub fn prepare_out(dir: &Path, resume: bool) -> Result<Option<PathBuf>> {
+    let empty = match std::fs::read_dir(dir) {
+        Ok(mut it) => it.next().is_none(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(e) => {
+            return Err(Error::Io {
+                path: dir.display().to_string(),
+                source: e,
+            });
+        }
+    };
+    if resume {
+        return complete_dir(&dir.join("last"))
+            .map(Some)
+            .ok_or_else(|| format_err(dir, "--resume: no checkpoint here (last/ is missing)"));
+    }
+    if !empty {
+        return Err(format_err(
+            dir,
+            "--out exists and is not empty (give --resume to continue the run in it)",
+        ));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+        path: dir.display().to_string(),
+        source: e,
+    })?;
+    Ok(None)
+}
+
+/// The kernel configuration of `ctx` as recorded in `config.json`.
+pub fn kernel_config(ctx: &Context) -> Value {
+    json!({
+        "adapter": ctx.adapter_name(),
+        "variant": format!("{:?}", ctx.variant()).to_lowercase(),
+        "wavefront": ctx.wavefront(),
+        "persistent": format!("{:?}", ctx.persistent()).to_lowercase(),
+        "narrow_batch": ctx.narrow_batch(),
+        "target_workgroups": ctx.target_workgroups(),
+    })
+}
+
+/// A context with the kernel configuration recorded in `config` (`"kernels"`), so a resumed
+/// run computes with the same kernels and schedules; a fresh context when none is recorded.
+pub fn context_for(config: Option<&Value>) -> Result<Context> {
+    let Some(k) = config.and_then(|c| c.get("kernels")) else {
+        return Context::new();
+    };
+    let ctx = match k.get("variant").and_then(Value::as_str) {
+        Some("tiled") => Context::with_variant(KernelVariant::Tiled)?,
+        Some("simple") => Context::with_variant(KernelVariant::Simple)?,
+        _ => Context::new()?,
+    };
+    if let Some(w) = k.get("wavefront").and_then(Value::as_bool) {
+        ctx.set_wavefront(w);
+    }
+    match k.get("persistent").and_then(Value::as_str) {
+        Some("always") => ctx.set_persistent(Persistent::Always),
+        Some("never") => ctx.set_persistent(Persistent::Never),
+        Some("auto") => ctx.set_persistent(Persistent::Auto),
+        _ => {}
+    }
+    if let Some(n) = k.get("narrow_batch").and_then(Value::as_u64) {
+        ctx.set_narrow_batch(n as usize);
+    }
+    if let Some(n) = k.get("target_workgroups").and_then(Value::as_u64) {
+        ctx.set_target_workgroups(n as usize);
+    }
+    Ok(ctx)
+}
+
+/// `config[key]` as a `T`, or an error naming the file and the key.
+pub fn field<T: serde::de::DeserializeOwned>(config: &Value, path: &Path, key: &str) -> Result<T> {
+    let v = config
+        .get(key)
+        .ok_or_else(|| format_err(path, format!("config.json has no {key:?}")))?;
+    serde_json::from_value(v.clone())
+        .map_err(|e| format_err(path, format!("config.json {key:?}: {e}")))
+}

@@ -1,0 +1,207 @@
+//! Text corpora for language models: reading a UTF-8 file (errors name the file and line), the
+//! character vocabulary and the train / validation split.
+//!
+//! Character level, as char-rnn: tokens are Unicode scalar values; the vocabulary is every
+//! distinct character of the whole file sorted by code point (id = rank); the first
+//! `floor(0.95 N)` characters train and the rest validate. Validation is scored as one stream:
+//! every validation token after the first is predicted, so `N_val - 1` tokens are scored.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Token strings in id order and their ids.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vocab {
+    tokens: Vec<String>,
+    index: HashMap<String, u32>,
+}
+
+impl Vocab {
+    /// A vocabulary of `tokens` in id order (each distinct).
+    pub fn new(tokens: Vec<String>) -> Result<Vocab> {
+        let mut index = HashMap::new();
+        for (i, t) in tokens.iter().enumerate() {
+            if index.insert(t.clone(), i as u32).is_some() {
+                return Err(Error::config(format!("vocabulary lists {t:?} twice")));
+            }
+        }
+        if tokens.is_empty() {
+            return Err(Error::config("empty vocabulary"));
+        }
+        Ok(Vocab { tokens, index })
+    }
+
+    /// Every distinct character of `text`, sorted by code point.
+    pub fn chars_of(text: &str) -> Result<Vocab> {
+        let mut cs: Vec<char> = text.chars().collect();
+        cs.sort_unstable();
+        cs.dedup();
+        Self::new(cs.into_iter().map(String::from).collect())
+    }
+
+    /// V
+    pub fn len(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// True when empty (never, by construction).
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// The token strings in id order.
+    pub fn tokens(&self) -> &[String] {
+        &self.tokens
+    }
+
+    /// The id of `token`.
+    pub fn id(&self, token: &str) -> Option<u32> {
+        self.index.get(token).copied()
+    }
+
+    /// The ids of `text`'s characters; an unknown character is an error naming `what`, the
+    /// character and its position.
+    pub fn encode_chars(&self, what: &str, text: &str) -> Result<Vec<u32>> {
+        let mut buf = [0u8; 4];
+        text.chars()
+            .enumerate()
+            .map(|(i, c)| {
+                self.id(c.encode_utf8(&mut buf)).ok_or_else(|| {
+                    Error::config(format!(
+                        "{what}: character {c:?} at position {i} is not in the model's vocabulary"
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// The text of `ids` (each below V).
+    pub fn decode(&self, ids: &[u32]) -> String {
+        ids.iter()
+            .map(|&i| {
+                self.tokens
+                    .get(i as usize)
+                    .map_or("\u{fffd}", |s| s.as_str())
+            })
+            .collect()
+    }
+}
+
+/// A tokenised corpus: vocabulary, training and validation ids.
+#[derive(Clone, Debug)]
+pub struct Corpus {
+    /// The file it came from (for messages and checkpoints).
+    pub path: String,
+    /// The vocabulary.
+    pub vocab: Vocab,
+    /// The training ids (the first `floor(0.95 N)` tokens).
+    pub train: Vec<u32>,
+    /// The validation ids (the rest), scored as one stream.
+    pub valid: Vec<u32>,
+}
+
+/// Reads `path` as UTF-8; invalid UTF-8 and an empty file are errors naming the file and line.
+pub fn read_text(path: &Path) -> Result<String> {
+    let p = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| Error::Io {
+        path: p.clone(),
+        source: e,
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        Error::Format {
+            path: p.clone(),
+            problem: format!("line {line}: not valid UTF-8 (byte {at})"),
+        }
+    })?;
+    if text.is_empty() {
+        return Err(Error::Format {
+            path: p,
+            problem: "the file is empty".into(),
+        });
+    }
+    Ok(text)
+}
+
+impl Corpus {
+    /// The character corpus of `text` (from `path`): vocabulary of the whole text, split at
+    /// `floor(0.95 N)` characters. Needs at least two validation characters.
+    pub fn chars(path: &str, text: &str) -> Result<Corpus> {
+        let vocab = Vocab::chars_of(text)?;
+        let ids = vocab.encode_chars(path, text)?;
+        let split = (ids.len() as f64 * 0.95).floor() as usize;
+        if ids.len() - split < 2 || split < 2 {
+            return Err(Error::Format {
+                path: path.to_string(),
+                problem: format!(
+                    "{} characters are too few to split 95% / 5% with two of each",
+                    ids.len()
+                ),
+            });
+        }
+        Ok(Corpus {
+            path: path.to_string(),
+            vocab,
+            valid: ids[split..].to_vec(),
+            train: ids[..split].to_vec(),
+        })
+    }
+
+    /// [`Corpus::chars`] of the file at `path`.
+    pub fn read_chars(path: &Path) -> Result<Corpus> {
+        Self::chars(&path.display().to_string(), &read_text(path)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vocabulary_is_sorted_by_code_point_and_the_split_is_95_percent() {
+        let text = "hello world, héllo!\nabc abc abc abc abc abc abc abc abc abc abc";
+        let c = Corpus::chars("t", text).unwrap();
+        let toks = c.vocab.tokens();
+        assert!(toks.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(toks[0], "\n");
+        let n = text.chars().count();
+        assert_eq!(c.train.len(), (n as f64 * 0.95).floor() as usize);
+        assert_eq!(c.train.len() + c.valid.len(), n);
+        let all: Vec<u32> = c.train.iter().chain(&c.valid).copied().collect();
+        assert_eq!(c.vocab.decode(&all), text);
+        let e = c.vocab.encode_chars("prime", "abz").unwrap_err();
+        assert!(e.to_string().contains("'z' at position 2"), "{e}");
+    }
+
+    #[test]
+    fn bad_files_name_the_file_and_line() {
+        let d = std::env::temp_dir().join(format!("wgrnn-corpus-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let f = d.join("bad.txt");
+        std::fs::write(&f, b"ok line\nsecond \xff line\n").unwrap();
+        let e = Corpus::read_chars(&f).unwrap_err();
+        assert!(
+            e.to_string().contains("bad.txt") && e.to_string().contains("line 2"),
+            "{e}"
+        );
+        std::fs::write(&f, b"").unwrap();
+        assert!(
+            Corpus::read_chars(&f)
+                .unwrap_err()
+                .to_string()
+                .contains("empty")
+        );
+        std::fs::write(&f, b"abc").unwrap();
+        assert!(
+            Corpus::read_chars(&f)
+                .unwrap_err()
+                .to_string()
+                .contains("too few")
+        );
+        assert!(Corpus::read_chars(&d.join("missing.txt")).is_err());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}

@@ -1,0 +1,16 @@
+//! Model families built on the engine, as library code: data, model, training loop, evaluation
+//! and decoding for each, so the CLI only parses flags, shows progress and prints.
+//!
+//! - [`lm`]: recurrent language models (character level), trained by truncated BPTT;
+//!   perplexity; sampling on the device.
+//! - [`ngram`]: the interpolated Kneser-Ney n-gram baseline (CPU).
+//!
+//! Shared by every family: [`corpus`] (vocabulary, split), [`checkpoint`] (the checkpoint
+//! folder layout of `../shared/notes/model-commands.md`, written atomically) and [`metrics`]
+//! (`metrics.csv` and the PNG of the curves).
+
+pub mod checkpoint;
+pub mod corpus;
+pub mod lm;
+pub mod metrics;
+pub mod ngram;
