@@ -12,13 +12,15 @@ weights as vec4. The blocks are spelled out as plain variables (arrays indexed i
 
 Q = "xyzw"
 
-# (entry point, rows per invocation, vec4 groups of units per invocation): the wide blocks
-# for batches of 8 or more, the narrow ones (one row, more units) for small batches, where a
+# (entry point, rows per invocation, vec4 groups of units per invocation, workgroup size): the
+# wide blocks for batches of 8 or more, the narrow ones (one row) for small batches, where a
 # step reads each weight once whatever the block.
-FORWARD = [("step_forward_block", 8, 2), ("step_forward_block_narrow", 1, 4)]
-BACKWARD = [("step_backward_block", 8, 4), ("step_backward_block_narrow", 1, 8)]
+# The narrow blocks run 8 invocations to a workgroup (one SIMD pass on lavapipe) so that even
+# a small layer spreads over several workgroups, i.e. over the driver's threads.
+FORWARD = [("step_forward_block", 8, 2, 16), ("step_forward_block_narrow", 1, 2, 8)]
+BACKWARD = [("step_backward_block", 8, 4, 16), ("step_backward_block_narrow", 1, 4, 8)]
 
-def forward(entry, R, U):
+def forward(entry, R, U, WG):
     L = []
     L.append("// ---------------------------------------------------------------------------------------------")
     L.append(f"// {entry}: rows b0..b0+{R-1}, units j0..j0+{4*U-1} ({U} vec4), every gate. W_hh is read")
@@ -29,7 +31,7 @@ def forward(entry, R, U):
             for g in range(4):
                 L.append(f"var<private> {entry}_f{r}_{u}_{g}: vec4<f32>;")
     L.append("")
-    L.append("@compute @workgroup_size(16)")
+    L.append(f"@compute @workgroup_size({WG})")
     L.append(f"fn {entry}(@builtin(global_invocation_id) gid: vec3<u32>) {{")
     L.append(f"  let j0 = gid.x * {4*U}u;")
     L.append(f"  let b0 = gid.y * {R}u;")
@@ -80,7 +82,7 @@ def forward(entry, R, U):
     L.append("}")
     return "\n".join(L)
 
-def backward(entry, R, U):
+def backward(entry, R, U, WG):
     L = []
     L.append("// ---------------------------------------------------------------------------------------------")
     L.append(f"// {entry}: rows b0..b0+{R-1}, units j0..j0+{4*U-1} ({U} vec4) of dh = dgates_{{later}} W_hh,")
@@ -90,7 +92,7 @@ def backward(entry, R, U):
         for u in range(U):
             L.append(f"var<private> {entry}_e{r}_{u}: vec4<f32>;")
     L.append("")
-    L.append("@compute @workgroup_size(16)")
+    L.append(f"@compute @workgroup_size({WG})")
     L.append(f"fn {entry}(@builtin(global_invocation_id) gid: vec3<u32>) {{")
     L.append(f"  let j0 = gid.x * {4*U}u;")
     L.append(f"  let b0 = gid.y * {R}u;")
@@ -142,7 +144,7 @@ HEADER = """//! Recurrent step kernels for CPU Vulkan drivers (lavapipe), append
 //! weights as vec4: step_forward_block (8 rows x 8 units) loads 8 states and 2 G vec4 of W_hh^T
 //! for every 64 G multiply-adds (step_forward: 4 + G scalars for 4 G); step_backward_block
 //! (8 rows x 16 units) loads 8 gate gradients and 4 vec4 of W_hh for 128 (step_backward: 4 + 1
-//! for 4). The *_narrow blocks (one row, more units) serve batches below 8. The pointwise parts are
+//! for 4). The *_narrow blocks (one row) serve batches below 8. The pointwise parts are
 //! recurrent.wgsl's finish_forward / finish_backward, unchanged, so the results are those of
 //! step_forward / step_backward up to the order of the products' sums (which is fixed: depth
 //! in order).

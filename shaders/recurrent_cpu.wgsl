@@ -6,7 +6,7 @@
 //! weights as vec4: step_forward_block (8 rows x 8 units) loads 8 states and 2 G vec4 of W_hh^T
 //! for every 64 G multiply-adds (step_forward: 4 + G scalars for 4 G); step_backward_block
 //! (8 rows x 16 units) loads 8 gate gradients and 4 vec4 of W_hh for 128 (step_backward: 4 + 1
-//! for 4). The *_narrow blocks (one row, more units) serve batches below 8. The pointwise parts are
+//! for 4). The *_narrow blocks (one row) serve batches below 8. The pointwise parts are
 //! recurrent.wgsl's finish_forward / finish_backward, unchanged, so the results are those of
 //! step_forward / step_backward up to the order of the products' sums (which is fixed: depth
 //! in order).
@@ -323,7 +323,7 @@ fn step_forward_block(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// step_forward_block_narrow: rows b0..b0+0, units j0..j0+15 (4 vec4), every gate. W_hh is read
+// step_forward_block_narrow: rows b0..b0+0, units j0..j0+7 (2 vec4), every gate. W_hh is read
 // transposed, [D, H, G*H], as vec4 (H a multiple of 4; f32 weights).
 
 var<private> step_forward_block_narrow_f0_0_0: vec4<f32>;
@@ -334,18 +334,10 @@ var<private> step_forward_block_narrow_f0_1_0: vec4<f32>;
 var<private> step_forward_block_narrow_f0_1_1: vec4<f32>;
 var<private> step_forward_block_narrow_f0_1_2: vec4<f32>;
 var<private> step_forward_block_narrow_f0_1_3: vec4<f32>;
-var<private> step_forward_block_narrow_f0_2_0: vec4<f32>;
-var<private> step_forward_block_narrow_f0_2_1: vec4<f32>;
-var<private> step_forward_block_narrow_f0_2_2: vec4<f32>;
-var<private> step_forward_block_narrow_f0_2_3: vec4<f32>;
-var<private> step_forward_block_narrow_f0_3_0: vec4<f32>;
-var<private> step_forward_block_narrow_f0_3_1: vec4<f32>;
-var<private> step_forward_block_narrow_f0_3_2: vec4<f32>;
-var<private> step_forward_block_narrow_f0_3_3: vec4<f32>;
 
-@compute @workgroup_size(16)
+@compute @workgroup_size(8)
 fn step_forward_block_narrow(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let j0 = gid.x * 16u;
+  let j0 = gid.x * 8u;
   let b0 = gid.y * 1u;
   let d = gid.z;
   let H = p.hidden;
@@ -364,21 +356,11 @@ fn step_forward_block_narrow(@builtin(global_invocation_id) gid: vec3<u32>) {
   step_forward_block_narrow_f0_1_1 = vec4<f32>(0.0);
   step_forward_block_narrow_f0_1_2 = vec4<f32>(0.0);
   step_forward_block_narrow_f0_1_3 = vec4<f32>(0.0);
-  step_forward_block_narrow_f0_2_0 = vec4<f32>(0.0);
-  step_forward_block_narrow_f0_2_1 = vec4<f32>(0.0);
-  step_forward_block_narrow_f0_2_2 = vec4<f32>(0.0);
-  step_forward_block_narrow_f0_2_3 = vec4<f32>(0.0);
-  step_forward_block_narrow_f0_3_0 = vec4<f32>(0.0);
-  step_forward_block_narrow_f0_3_1 = vec4<f32>(0.0);
-  step_forward_block_narrow_f0_3_2 = vec4<f32>(0.0);
-  step_forward_block_narrow_f0_3_3 = vec4<f32>(0.0);
   let hv = H >> 2u;                    // vec4s between gates
   let wk = GH >> 2u;                   // vec4s per depth row
   let w0 = d * H * wk;                 // vec4 index of W^T[d, 0, 0]
   let u0 = min((j0 >> 2u) + 0u, hv - 1u);   // past H: a valid column, never stored
   let u1 = min((j0 >> 2u) + 1u, hv - 1u);   // past H: a valid column, never stored
-  let u2 = min((j0 >> 2u) + 2u, hv - 1u);   // past H: a valid column, never stored
-  let u3 = min((j0 >> 2u) + 3u, hv - 1u);   // past H: a valid column, never stored
   for (var k = 0u; k < H; k++) {
     let wr = w0 + k * wk;
     let w0_0 = wt4[wr + u0];
@@ -389,14 +371,6 @@ fn step_forward_block_narrow(@builtin(global_invocation_id) gid: vec3<u32>) {
     var w1_1 = vec4<f32>(0.0); var w1_2 = vec4<f32>(0.0); var w1_3 = vec4<f32>(0.0);
     if (G > 1u) { w1_1 = wt4[wr + hv + u1]; w1_2 = wt4[wr + 2u * hv + u1]; }
     if (G > 3u) { w1_3 = wt4[wr + 3u * hv + u1]; }
-    let w2_0 = wt4[wr + u2];
-    var w2_1 = vec4<f32>(0.0); var w2_2 = vec4<f32>(0.0); var w2_3 = vec4<f32>(0.0);
-    if (G > 1u) { w2_1 = wt4[wr + hv + u2]; w2_2 = wt4[wr + 2u * hv + u2]; }
-    if (G > 3u) { w2_3 = wt4[wr + 3u * hv + u2]; }
-    let w3_0 = wt4[wr + u3];
-    var w3_1 = vec4<f32>(0.0); var w3_2 = vec4<f32>(0.0); var w3_3 = vec4<f32>(0.0);
-    if (G > 1u) { w3_1 = wt4[wr + hv + u3]; w3_2 = wt4[wr + 2u * hv + u3]; }
-    if (G > 3u) { w3_3 = wt4[wr + 3u * hv + u3]; }
     let x0 = vec4<f32>(hs[h0 + k]);
     step_forward_block_narrow_f0_0_0 = fma(x0, w0_0, step_forward_block_narrow_f0_0_0);
     if (G > 1u) { step_forward_block_narrow_f0_0_1 = fma(x0, w0_1, step_forward_block_narrow_f0_0_1); step_forward_block_narrow_f0_0_2 = fma(x0, w0_2, step_forward_block_narrow_f0_0_2); }
@@ -404,12 +378,6 @@ fn step_forward_block_narrow(@builtin(global_invocation_id) gid: vec3<u32>) {
     step_forward_block_narrow_f0_1_0 = fma(x0, w1_0, step_forward_block_narrow_f0_1_0);
     if (G > 1u) { step_forward_block_narrow_f0_1_1 = fma(x0, w1_1, step_forward_block_narrow_f0_1_1); step_forward_block_narrow_f0_1_2 = fma(x0, w1_2, step_forward_block_narrow_f0_1_2); }
     if (G > 3u) { step_forward_block_narrow_f0_1_3 = fma(x0, w1_3, step_forward_block_narrow_f0_1_3); }
-    step_forward_block_narrow_f0_2_0 = fma(x0, w2_0, step_forward_block_narrow_f0_2_0);
-    if (G > 1u) { step_forward_block_narrow_f0_2_1 = fma(x0, w2_1, step_forward_block_narrow_f0_2_1); step_forward_block_narrow_f0_2_2 = fma(x0, w2_2, step_forward_block_narrow_f0_2_2); }
-    if (G > 3u) { step_forward_block_narrow_f0_2_3 = fma(x0, w2_3, step_forward_block_narrow_f0_2_3); }
-    step_forward_block_narrow_f0_3_0 = fma(x0, w3_0, step_forward_block_narrow_f0_3_0);
-    if (G > 1u) { step_forward_block_narrow_f0_3_1 = fma(x0, w3_1, step_forward_block_narrow_f0_3_1); step_forward_block_narrow_f0_3_2 = fma(x0, w3_2, step_forward_block_narrow_f0_3_2); }
-    if (G > 3u) { step_forward_block_narrow_f0_3_3 = fma(x0, w3_3, step_forward_block_narrow_f0_3_3); }
   }
   if (b0 + 0u < B) {
     { finish_forward(d, t, s, b0 + 0u, j0 + 0u, array<f32, 4>(step_forward_block_narrow_f0_0_0.x, step_forward_block_narrow_f0_0_1.x, step_forward_block_narrow_f0_0_2.x, step_forward_block_narrow_f0_0_3.x)); }
@@ -420,14 +388,6 @@ fn step_forward_block_narrow(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (j0 + 5u < H) { finish_forward(d, t, s, b0 + 0u, j0 + 5u, array<f32, 4>(step_forward_block_narrow_f0_1_0.y, step_forward_block_narrow_f0_1_1.y, step_forward_block_narrow_f0_1_2.y, step_forward_block_narrow_f0_1_3.y)); }
     if (j0 + 6u < H) { finish_forward(d, t, s, b0 + 0u, j0 + 6u, array<f32, 4>(step_forward_block_narrow_f0_1_0.z, step_forward_block_narrow_f0_1_1.z, step_forward_block_narrow_f0_1_2.z, step_forward_block_narrow_f0_1_3.z)); }
     if (j0 + 7u < H) { finish_forward(d, t, s, b0 + 0u, j0 + 7u, array<f32, 4>(step_forward_block_narrow_f0_1_0.w, step_forward_block_narrow_f0_1_1.w, step_forward_block_narrow_f0_1_2.w, step_forward_block_narrow_f0_1_3.w)); }
-    if (j0 + 8u < H) { finish_forward(d, t, s, b0 + 0u, j0 + 8u, array<f32, 4>(step_forward_block_narrow_f0_2_0.x, step_forward_block_narrow_f0_2_1.x, step_forward_block_narrow_f0_2_2.x, step_forward_block_narrow_f0_2_3.x)); }
-    if (j0 + 9u < H) { finish_forward(d, t, s, b0 + 0u, j0 + 9u, array<f32, 4>(step_forward_block_narrow_f0_2_0.y, step_forward_block_narrow_f0_2_1.y, step_forward_block_narrow_f0_2_2.y, step_forward_block_narrow_f0_2_3.y)); }
-    if (j0 + 10u < H) { finish_forward(d, t, s, b0 + 0u, j0 + 10u, array<f32, 4>(step_forward_block_narrow_f0_2_0.z, step_forward_block_narrow_f0_2_1.z, step_forward_block_narrow_f0_2_2.z, step_forward_block_narrow_f0_2_3.z)); }
-    if (j0 + 11u < H) { finish_forward(d, t, s, b0 + 0u, j0 + 11u, array<f32, 4>(step_forward_block_narrow_f0_2_0.w, step_forward_block_narrow_f0_2_1.w, step_forward_block_narrow_f0_2_2.w, step_forward_block_narrow_f0_2_3.w)); }
-    if (j0 + 12u < H) { finish_forward(d, t, s, b0 + 0u, j0 + 12u, array<f32, 4>(step_forward_block_narrow_f0_3_0.x, step_forward_block_narrow_f0_3_1.x, step_forward_block_narrow_f0_3_2.x, step_forward_block_narrow_f0_3_3.x)); }
-    if (j0 + 13u < H) { finish_forward(d, t, s, b0 + 0u, j0 + 13u, array<f32, 4>(step_forward_block_narrow_f0_3_0.y, step_forward_block_narrow_f0_3_1.y, step_forward_block_narrow_f0_3_2.y, step_forward_block_narrow_f0_3_3.y)); }
-    if (j0 + 14u < H) { finish_forward(d, t, s, b0 + 0u, j0 + 14u, array<f32, 4>(step_forward_block_narrow_f0_3_0.z, step_forward_block_narrow_f0_3_1.z, step_forward_block_narrow_f0_3_2.z, step_forward_block_narrow_f0_3_3.z)); }
-    if (j0 + 15u < H) { finish_forward(d, t, s, b0 + 0u, j0 + 15u, array<f32, 4>(step_forward_block_narrow_f0_3_0.w, step_forward_block_narrow_f0_3_1.w, step_forward_block_narrow_f0_3_2.w, step_forward_block_narrow_f0_3_3.w)); }
   }
 }
 
@@ -699,21 +659,17 @@ fn step_backward_block(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// step_backward_block_narrow: rows b0..b0+0, units j0..j0+31 (8 vec4) of dh = dgates_{later} W_hh,
+// step_backward_block_narrow: rows b0..b0+0, units j0..j0+15 (4 vec4) of dh = dgates_{later} W_hh,
 // W_hh read as stored, [D, G*H, H], as vec4 (H a multiple of 4).
 
 var<private> step_backward_block_narrow_e0_0: vec4<f32>;
 var<private> step_backward_block_narrow_e0_1: vec4<f32>;
 var<private> step_backward_block_narrow_e0_2: vec4<f32>;
 var<private> step_backward_block_narrow_e0_3: vec4<f32>;
-var<private> step_backward_block_narrow_e0_4: vec4<f32>;
-var<private> step_backward_block_narrow_e0_5: vec4<f32>;
-var<private> step_backward_block_narrow_e0_6: vec4<f32>;
-var<private> step_backward_block_narrow_e0_7: vec4<f32>;
 
-@compute @workgroup_size(16)
+@compute @workgroup_size(8)
 fn step_backward_block_narrow(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let j0 = gid.x * 32u;
+  let j0 = gid.x * 16u;
   let b0 = gid.y * 1u;
   let d = gid.z;
   let H = p.hidden;
@@ -726,10 +682,6 @@ fn step_backward_block_narrow(@builtin(global_invocation_id) gid: vec3<u32>) {
   step_backward_block_narrow_e0_1 = vec4<f32>(0.0);
   step_backward_block_narrow_e0_2 = vec4<f32>(0.0);
   step_backward_block_narrow_e0_3 = vec4<f32>(0.0);
-  step_backward_block_narrow_e0_4 = vec4<f32>(0.0);
-  step_backward_block_narrow_e0_5 = vec4<f32>(0.0);
-  step_backward_block_narrow_e0_6 = vec4<f32>(0.0);
-  step_backward_block_narrow_e0_7 = vec4<f32>(0.0);
   if (sf < T) {
     let tf = time_of(d, sf);
     let base = (d * T + tf) * B * GH;
@@ -740,22 +692,14 @@ fn step_backward_block_narrow(@builtin(global_invocation_id) gid: vec3<u32>) {
     let u1 = min((j0 >> 2u) + 1u, hv - 1u);   // past H: a valid column, never stored
     let u2 = min((j0 >> 2u) + 2u, hv - 1u);   // past H: a valid column, never stored
     let u3 = min((j0 >> 2u) + 3u, hv - 1u);   // past H: a valid column, never stored
-    let u4 = min((j0 >> 2u) + 4u, hv - 1u);   // past H: a valid column, never stored
-    let u5 = min((j0 >> 2u) + 5u, hv - 1u);   // past H: a valid column, never stored
-    let u6 = min((j0 >> 2u) + 6u, hv - 1u);   // past H: a valid column, never stored
-    let u7 = min((j0 >> 2u) + 7u, hv - 1u);   // past H: a valid column, never stored
     for (var q = 0u; q < GH; q++) {
       let wr = w0 + q * hv;
       let w0 = bw4[wr + u0];
       let w1 = bw4[wr + u1];
       let w2 = bw4[wr + u2];
       let w3 = bw4[wr + u3];
-      let w4 = bw4[wr + u4];
-      let w5 = bw4[wr + u5];
-      let w6 = bw4[wr + u6];
-      let w7 = bw4[wr + u7];
       let x0 = vec4<f32>(dg_hidden(g0 + q));
-      step_backward_block_narrow_e0_0 = fma(x0, w0, step_backward_block_narrow_e0_0); step_backward_block_narrow_e0_1 = fma(x0, w1, step_backward_block_narrow_e0_1); step_backward_block_narrow_e0_2 = fma(x0, w2, step_backward_block_narrow_e0_2); step_backward_block_narrow_e0_3 = fma(x0, w3, step_backward_block_narrow_e0_3); step_backward_block_narrow_e0_4 = fma(x0, w4, step_backward_block_narrow_e0_4); step_backward_block_narrow_e0_5 = fma(x0, w5, step_backward_block_narrow_e0_5); step_backward_block_narrow_e0_6 = fma(x0, w6, step_backward_block_narrow_e0_6); step_backward_block_narrow_e0_7 = fma(x0, w7, step_backward_block_narrow_e0_7);
+      step_backward_block_narrow_e0_0 = fma(x0, w0, step_backward_block_narrow_e0_0); step_backward_block_narrow_e0_1 = fma(x0, w1, step_backward_block_narrow_e0_1); step_backward_block_narrow_e0_2 = fma(x0, w2, step_backward_block_narrow_e0_2); step_backward_block_narrow_e0_3 = fma(x0, w3, step_backward_block_narrow_e0_3);
     }
   }
   if (b0 + 0u < B) {
@@ -775,22 +719,6 @@ fn step_backward_block_narrow(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (j0 + 13u < H) { finish_backward(d, b0 + 0u, j0 + 13u, step_backward_block_narrow_e0_3.y); }
     if (j0 + 14u < H) { finish_backward(d, b0 + 0u, j0 + 14u, step_backward_block_narrow_e0_3.z); }
     if (j0 + 15u < H) { finish_backward(d, b0 + 0u, j0 + 15u, step_backward_block_narrow_e0_3.w); }
-    if (j0 + 16u < H) { finish_backward(d, b0 + 0u, j0 + 16u, step_backward_block_narrow_e0_4.x); }
-    if (j0 + 17u < H) { finish_backward(d, b0 + 0u, j0 + 17u, step_backward_block_narrow_e0_4.y); }
-    if (j0 + 18u < H) { finish_backward(d, b0 + 0u, j0 + 18u, step_backward_block_narrow_e0_4.z); }
-    if (j0 + 19u < H) { finish_backward(d, b0 + 0u, j0 + 19u, step_backward_block_narrow_e0_4.w); }
-    if (j0 + 20u < H) { finish_backward(d, b0 + 0u, j0 + 20u, step_backward_block_narrow_e0_5.x); }
-    if (j0 + 21u < H) { finish_backward(d, b0 + 0u, j0 + 21u, step_backward_block_narrow_e0_5.y); }
-    if (j0 + 22u < H) { finish_backward(d, b0 + 0u, j0 + 22u, step_backward_block_narrow_e0_5.z); }
-    if (j0 + 23u < H) { finish_backward(d, b0 + 0u, j0 + 23u, step_backward_block_narrow_e0_5.w); }
-    if (j0 + 24u < H) { finish_backward(d, b0 + 0u, j0 + 24u, step_backward_block_narrow_e0_6.x); }
-    if (j0 + 25u < H) { finish_backward(d, b0 + 0u, j0 + 25u, step_backward_block_narrow_e0_6.y); }
-    if (j0 + 26u < H) { finish_backward(d, b0 + 0u, j0 + 26u, step_backward_block_narrow_e0_6.z); }
-    if (j0 + 27u < H) { finish_backward(d, b0 + 0u, j0 + 27u, step_backward_block_narrow_e0_6.w); }
-    if (j0 + 28u < H) { finish_backward(d, b0 + 0u, j0 + 28u, step_backward_block_narrow_e0_7.x); }
-    if (j0 + 29u < H) { finish_backward(d, b0 + 0u, j0 + 29u, step_backward_block_narrow_e0_7.y); }
-    if (j0 + 30u < H) { finish_backward(d, b0 + 0u, j0 + 30u, step_backward_block_narrow_e0_7.z); }
-    if (j0 + 31u < H) { finish_backward(d, b0 + 0u, j0 + 31u, step_backward_block_narrow_e0_7.w); }
   }
 }
 

@@ -239,28 +239,51 @@ pub fn read_safetensors(path: impl AsRef<Path>) -> Result<TensorFile> {
     })
 }
 
-/// Encodes f32 tensors (and metadata) as safetensors bytes; errors name `path` and the tensor.
+/// Encodes f32 tensors (and metadata) as safetensors bytes: the header lists the metadata in
+/// key order and the tensors in the given order, so equal content gives equal bytes (the
+/// safetensors crate writes its metadata map in hash order, which differs from run to run).
+/// Errors name `path` and the tensor.
 pub fn encode_safetensors(
     path: &Path,
     tensors: &[(String, HostTensor)],
     metadata: Option<HashMap<String, String>>,
 ) -> Result<Vec<u8>> {
     let p = path.display().to_string();
-    let bytes: Vec<Vec<u8>> = tensors
-        .iter()
-        .map(|(_, t)| t.data.iter().flat_map(|v| v.to_le_bytes()).collect())
-        .collect();
-    let views = tensors
-        .iter()
-        .zip(&bytes)
-        .map(|((n, t), b)| {
-            TensorView::new(Dtype::F32, t.shape.clone(), b)
-                .map(|v| (n.clone(), v))
-                .map_err(|e| format_err(&p, format!("{n}: {e}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    safetensors::tensor::serialize(views, metadata)
-        .map_err(|e| format_err(&p, format!("cannot serialise: {e}")))
+    let mut header = serde_json::Map::new();
+    if let Some(m) = metadata {
+        let sorted: std::collections::BTreeMap<String, String> = m.into_iter().collect();
+        header.insert("__metadata__".into(), serde_json::json!(sorted));
+    }
+    let mut offset = 0usize;
+    for (name, t) in tensors {
+        if name == "__metadata__" || header.contains_key(name) {
+            return Err(format_err(&p, format!("{name}: listed twice or reserved")));
+        }
+        if t.data.len() != crate::tensor::numel(&t.shape) {
+            return Err(format_err(
+                &p,
+                format!("{name}: {} values for shape {:?}", t.data.len(), t.shape),
+            ));
+        }
+        let end = offset + 4 * t.data.len();
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "F32", "shape": t.shape, "data_offsets": [offset, end]}),
+        );
+        offset = end;
+    }
+    let mut head = serde_json::to_vec(&header).map_err(|e| format_err(&p, e))?;
+    // Pad the header with spaces so the data starts 8-byte aligned.
+    head.resize(head.len().div_ceil(8) * 8, b' ');
+    let mut out = Vec::with_capacity(8 + head.len() + offset);
+    out.extend_from_slice(&(head.len() as u64).to_le_bytes());
+    out.extend_from_slice(&head);
+    for (_, t) in tensors {
+        for v in &t.data {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    Ok(out)
 }
 
 /// Writes f32 tensors (and metadata) to `path` atomically ([`write_atomic`]).
@@ -362,6 +385,18 @@ mod tests {
         let (named, meta) = read_f32_tensors(&f).unwrap();
         assert_eq!(named, vec![("w".to_string(), t)]);
         assert_eq!(meta["k"], "v");
+        // Equal content, equal bytes, whatever the metadata map's hash order.
+        let many: HashMap<String, String> =
+            (0..20).map(|i| (format!("k{i}"), i.to_string())).collect();
+        let named = [(
+            "w".to_string(),
+            HostTensor::new(vec![1], vec![1.5]).unwrap(),
+        )];
+        let one = encode_safetensors(&f, &named, Some(many.clone())).unwrap();
+        let mut pairs: Vec<(String, String)> = many.into_iter().collect();
+        pairs.reverse();
+        let shuffled: HashMap<String, String> = pairs.into_iter().collect();
+        assert_eq!(one, encode_safetensors(&f, &named, Some(shuffled)).unwrap());
         std::fs::write(&f, b"not safetensors").unwrap();
         let e = read_f32_tensors(&f).unwrap_err();
         assert!(matches!(e, Error::Format { .. }) && e.to_string().contains("t.safetensors"));

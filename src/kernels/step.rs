@@ -86,7 +86,7 @@ pub(crate) struct StepDims {
 enum Impl {
     /// One unit for four rows per invocation (CPU adapters).
     Simple,
-    /// Register blocks of 8 rows x 8 units, or 1 x 16 for batches below 8 (CPU adapters, H a
+    /// Register blocks of 8 rows x 8 units, or 1 x 8 for batches below 8 (CPU adapters, H a
     /// multiple of 4, f32 weights).
     Block,
     /// Tile GEMM through workgroup memory.
@@ -124,13 +124,17 @@ impl StepDims {
         let (consts, g) = match imp {
             Impl::Simple => (self.fwd_constants(), self.groups()),
             Impl::Block => {
-                // Rows and units per invocation of the wide and narrow blocks; 16 invocations
-                // per workgroup.
-                let (rows, units) = if self.batch >= 8 { (8, 8) } else { (1, 16) };
+                // Rows, units and invocations per workgroup of the wide and narrow blocks
+                // (scripts/gen_recurrent_cpu.py).
+                let (rows, units, wg) = if self.batch >= 8 {
+                    (8, 8, 16)
+                } else {
+                    (1, 8, 8)
+                };
                 (
                     self.fwd_constants(),
                     [
-                        self.hidden.div_ceil(units * 16) as u32,
+                        self.hidden.div_ceil(units * wg) as u32,
                         self.batch.div_ceil(rows) as u32,
                         1,
                     ],
@@ -313,15 +317,15 @@ pub(crate) fn step_backward(
         ),
         Some((c, g)) => ("step_backward_tiled", c, g),
         None if dims.block(rec.ctx()) => {
-            // Rows and units per invocation of the wide and narrow blocks, 16 invocations per
-            // workgroup.
-            let (entry, rows, units) = if dims.batch >= 8 {
-                ("step_backward_block", 8, 16)
+            // Rows, units and invocations per workgroup of the wide and narrow blocks
+            // (scripts/gen_recurrent_cpu.py).
+            let (entry, rows, units, wg) = if dims.batch >= 8 {
+                ("step_backward_block", 8, 16, 16)
             } else {
-                ("step_backward_block_narrow", 1, 32)
+                ("step_backward_block_narrow", 1, 16, 8)
             };
             let g = [
-                dims.hidden.div_ceil(units * 16) as u32,
+                dims.hidden.div_ceil(units * wg) as u32,
                 dims.batch.div_ceil(rows) as u32,
                 dims.dirs as u32,
             ];

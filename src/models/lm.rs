@@ -33,7 +33,7 @@ use crate::error::{Error, Result};
 use crate::files::{read_f32_tensors, write_dir_atomic, write_safetensors};
 use crate::interop::{load_weights, save_weights};
 use crate::nn::{
-    AdamConfig, Dropout, Embedding, Linear, LinearGrads, Optimizer, ParamStore,
+    AdamConfig, CeOutput, Dropout, Embedding, Linear, LinearGrads, Optimizer, ParamStore,
     record_softmax_cross_entropy,
 };
 use crate::ops::{Sampling, record_argmax_into, record_sample_into};
@@ -73,12 +73,12 @@ impl Default for LmConfig {
         LmConfig {
             mode: "lstm".into(),
             layers: 1,
-            hidden: 256,
-            embed: 64,
+            hidden: 128,
+            embed: 32,
             dropout: 0.0,
-            seq_len: 64,
-            batch: 64,
-            lr: 3e-3,
+            seq_len: 32,
+            batch: 32,
+            lr: 1e-2,
             clip: 5.0,
             seed: 1,
         }
@@ -587,9 +587,11 @@ impl Trainer {
         self.steps_per_epoch
     }
 
-    /// One training step, recorded into one submission; returns its mean loss (the only value
-    /// read back).
-    pub fn train_step(&mut self, ctx: &Context) -> Result<f32> {
+    /// Records step `self.step`'s forward and backward (the gradients into the store's slots)
+    /// and, with `update`, clipping and the optimiser; returns the loss output and the state
+    /// to carry.
+    fn record_step(&mut self, rec: &mut Recorder, update: bool) -> Result<(CeOutput, State)> {
+        let ctx = rec.ctx();
         let c = self.model.config.clone();
         let (t, b) = (c.seq_len, c.batch);
         let e = self.step % self.steps_per_epoch;
@@ -599,41 +601,66 @@ impl Trainer {
         let p = e as usize * t;
         let seed = c.mask_seed(self.step);
         let m = &self.model;
-        let mut rec = Recorder::new(ctx);
-        self.store.record_zero_grads(&mut rec)?;
+        self.store.record_zero_grads(rec)?;
         let x = Tensor::empty(ctx, "input ids", &[t, b], DType::U32)?;
         let y = Tensor::empty(ctx, "target ids", &[t, b], DType::U32)?;
         rec.copy(&self.streams, p * b, &x, 0, t * b)?;
         rec.copy(&self.streams, (p + 1) * b, &y, 0, t * b)?;
         let (logits, yd, next, saved) =
-            m.record_forward(&mut rec, &x, self.carried.as_ref(), Some(seed))?;
+            m.record_forward(rec, &x, self.carried.as_ref(), Some(seed))?;
         let (saved, _) = saved.ok_or_else(|| Error::Device("internal: no saved state".into()))?;
-        let ce = record_softmax_cross_entropy(&mut rec, &logits, &y, None, true)?;
+        let ce = record_softmax_cross_entropy(rec, &logits, &y, None, true)?;
         let dlogits = ce
             .dlogits
             .as_ref()
             .ok_or_else(|| Error::Device("internal: no logit gradient".into()))?;
         let dyd = m
             .decoder
-            .record_backward(&mut rec, &yd, dlogits, &self.ddec, true)?;
-        let dy = m.dropout.record_backward(&mut rec, &dyd, seed)?;
+            .record_backward(rec, &yd, dlogits, &self.ddec, true)?;
+        let dy = m.dropout.record_backward(rec, &dyd, seed)?;
         let up = Upstream {
             output: Some(&dy),
             ..Default::default()
         };
-        let g = m
-            .rnn
-            .record_backward(&mut rec, &saved, &up, Some(&self.drnn))?;
+        let g = m.rnn.record_backward(rec, &saved, &up, Some(&self.drnn))?;
         m.embedding
-            .record_backward(&mut rec, &x, &g.input, &self.demb, true)?;
-        if c.clip > 0.0 {
-            self.store.record_clip_grad_norm(&mut rec, c.clip)?;
+            .record_backward(rec, &x, &g.input, &self.demb, true)?;
+        if update {
+            if c.clip > 0.0 {
+                self.store.record_clip_grad_norm(rec, c.clip)?;
+            }
+            self.opt.record_step(rec, &self.store)?;
         }
-        self.opt.record_step(&mut rec, &self.store)?;
+        Ok((ce, next))
+    }
+
+    /// One training step, recorded into one submission; returns its mean loss (the only value
+    /// read back).
+    pub fn train_step(&mut self, ctx: &Context) -> Result<f32> {
+        let mut rec = Recorder::new(ctx);
+        let (ce, next) = self.record_step(&mut rec, true)?;
         rec.submit()?;
         self.carried = Some(next);
         self.step += 1;
         ce.loss(ctx)
+    }
+
+    /// The loss of the next step and the gradient of every parameter (PyTorch's names:
+    /// `embedding.weight`, `rnn.weight_ih_l0`, ..., `decoder.bias`), without clipping or
+    /// updating anything (gradient checks).
+    pub fn gradients(&mut self, ctx: &Context) -> Result<(f32, Vec<(String, HostTensor)>)> {
+        let carried = self.carried.clone();
+        let mut rec = Recorder::new(ctx);
+        let (ce, _) = self.record_step(&mut rec, false)?;
+        rec.submit()?;
+        self.carried = carried;
+        let grads = self
+            .store
+            .params()
+            .iter()
+            .map(|p| Ok((p.name.clone(), self.store.grad_to_host(ctx, &p.name)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((ce.loss(ctx)?, grads))
     }
 
     /// Writes the checkpoint folder `dir` atomically: `rnn.safetensors` (interop format),
@@ -1013,7 +1040,11 @@ pub fn train(
             .unwrap_or(f64::INFINITY);
     }
     run.metrics = Metrics::read_csv(&opts.out.join("metrics.csv"), trainer.step)?;
-    // What a validation costs per token, measured on a short prefix before training.
+    // What a validation costs per token, measured on a short prefix before training (the
+    // first pass compiles the pipelines; the second is timed).
+    trainer
+        .model
+        .evaluate(&ctx, &corpus.valid, Some(EVAL_CHUNK))?;
     let t0 = Instant::now();
     let probe = trainer
         .model

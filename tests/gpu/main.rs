@@ -9,6 +9,7 @@ mod forward;
 mod golden;
 mod interop;
 mod layers;
+mod lm;
 mod loss;
 mod ops;
 mod optim;
