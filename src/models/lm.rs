@@ -832,8 +832,10 @@ pub enum Event {
     Validated {
         /// Steps taken.
         step: u64,
-        /// Validation loss, nats per token (the prefix; the whole split at the end).
+        /// Validation loss, nats per token.
         loss: f64,
+        /// Over the whole validation split (the final validation) rather than its prefix.
+        whole: bool,
         /// Whether `best/` was written.
         best: bool,
     },
@@ -908,7 +910,8 @@ impl Run<'_> {
         if is_best {
             self.best = prefix.loss_nats;
         }
-        self.log_row(trainer, Some(score.loss_nats));
+        // The curve stays one quantity: the prefix score (the whole split goes to config.json).
+        self.log_row(trainer, Some(prefix.loss_nats));
         let t1 = Instant::now();
         let mut extra = json!({
             "val_loss": prefix.loss_nats,
@@ -1115,6 +1118,7 @@ pub fn train(
             on_event(&Event::Validated {
                 step: trainer.step,
                 loss: score.loss_nats,
+                whole: false,
                 best,
             });
         }
@@ -1128,6 +1132,7 @@ pub fn train(
     on_event(&Event::Validated {
         step: trainer.step,
         loss: final_score.loss_nats,
+        whole: true,
         best,
     });
     Ok(TrainSummary {

@@ -2,6 +2,8 @@
 //! [`crate::reference::ops`], a `record_*` form that records into a caller's
 //! [`Recorder`](crate::Recorder), and a backward that accumulates into a given gradient.
 //!
+//! The table with shapes, views, backwards and measured errors is `docs/OPS.md`:
+//!
 //! | op | forward | takes views | backward |
 //! |---|---|---|---|
 //! | [`record_add`], [`record_sub`], [`record_mul`] | `[..., C]` x `[..., C]` -> `[..., C]` | yes (both) | [`record_accumulate`] (add, sub), [`record_mul_backward`] |

@@ -144,6 +144,15 @@ pub fn cmd_train(a: TrainArgs) -> Result<ExitCode, Error> {
         ProgressStyle::with_template("{bar:30} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    // Without a terminal the bar is hidden: its lines go to stderr as plain lines instead, and
+    // a step line every 50 steps stands in for the bar.
+    let say = |msg: String| {
+        if pb.is_hidden() {
+            eprintln!("{msg}");
+        } else {
+            pb.println(msg);
+        }
+    };
     let mut tokens_per_step = 0;
     let summary = lm::train(&opts, stop_flag(), &mut |e| match e {
         Event::Started {
@@ -153,7 +162,7 @@ pub fn cmd_train(a: TrainArgs) -> Result<ExitCode, Error> {
             tokens_per_step: tps,
         } => {
             tokens_per_step = *tps;
-            pb.println(format!(
+            say(format!(
                 "train-lm: {adapter}; {params} parameters, {tps} characters per step; {}",
                 if *step > 0 {
                     format!("resuming at step {step}")
@@ -179,14 +188,28 @@ pub fn cmd_train(a: TrainArgs) -> Result<ExitCode, Error> {
                 Budget::Minutes(m) => (*elapsed as u64, (m * 60.0 - elapsed).max(0.0)),
             };
             pb.set_position(pos);
-            pb.set_message(format!(
+            let msg = format!(
                 "step {step} loss {loss:.4} {tokens_per_s:.0} chars/s ETA {}",
                 hms(eta)
-            ));
+            );
+            if pb.is_hidden() && step % 50 == 0 {
+                eprintln!("{msg}");
+            }
+            pb.set_message(msg);
         }
-        Event::Validated { step, loss, best } => pb.println(format!(
-            "step {step}: validation loss {loss:.4} nats/char{}",
-            if *best { " (best so far)" } else { "" }
+        Event::Validated {
+            step,
+            loss,
+            whole,
+            best,
+        } => say(format!(
+            "step {step}: validation loss {loss:.4} nats/char on {}{}",
+            if *whole {
+                "the whole split".to_string()
+            } else {
+                format!("the first {} characters", opts.eval_prefix)
+            },
+            if *best { " (a new best/)" } else { "" }
         )),
     });
     pb.finish_and_clear();
