@@ -1,4 +1,5 @@
-//! Inverted dropout with a counter-based mask: element (t, b, unit) of stream `stream` is kept
+//! Inverted dropout with a counter-based mask: element (t, b, unit) of stream `stream` (t counted
+//! from `t0`, so a one-step call of a step-by-step loop gets the mask of its time) is kept
 //! when hash(seed, stream, t, b, unit) >> 8 >= threshold (= round(p * 2^24)), and kept values are
 //! scaled by 1 / (1 - p). The hash uses only 32-bit integer operations, so src/reference/dropout.rs
 //! reproduces every mask bit.
@@ -7,7 +8,7 @@
 
 struct Dropout {
   len: u32, units: u32, batch: u32, seed: u32,
-  stream: u32, threshold: u32, scale: f32,
+  stream: u32, threshold: u32, scale: f32, t0: u32,   // t0: time of the tensor's first row block
 }
 
 @group(0) @binding(0) var<uniform> p: Dropout;
@@ -27,7 +28,7 @@ fn keep(i: u32) -> bool {
   let unit = i % p.units;
   let row = i / p.units;
   let b = row % p.batch;
-  let t = row / p.batch;
+  let t = row / p.batch + p.t0;
   var h = mix32(p.seed ^ 0x9e3779b9u);
   h = mix32(h ^ p.stream);
   h = mix32(h ^ t);

@@ -407,7 +407,7 @@ pub fn run_files(
                 h0: h0.as_ref(),
                 c0: c0.as_ref(),
                 lengths: inp.lengths.as_deref(),
-                dropout_seed: 0,
+                ..Default::default()
             };
             let (out, state) = if inp.wants_backward() {
                 let (o, s) = rnn.forward_train(&ctx, &x, &fi)?;

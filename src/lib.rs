@@ -38,6 +38,6 @@ pub use encoder::{Recorder, Submitted};
 pub use error::{Error, Result};
 pub use rnn::{
     ForwardInputs, ForwardState, HostTensor, LayerParams, Mode, ParamView, Rnn, RnnConfig,
-    RnnGrads, RnnOutput, RnnParams, RnnState, Schedule, Upstream, WeightStorage,
+    RnnGrads, RnnOutput, RnnParams, RnnState, Schedule, StepSaved, Upstream, WeightStorage,
 };
 pub use tensor::{DType, Tensor};

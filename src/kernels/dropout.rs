@@ -8,12 +8,14 @@ use crate::reference::dropout::threshold;
 use crate::shaders::Shader;
 use crate::tensor::Tensor;
 
-/// Where a mask comes from: `(seed, stream)`; element (t, b, unit) of `[T, B, U]` is hashed.
+/// Where a mask comes from: `(seed, stream)`; element (t, b, unit) of `[T, B, U]` is hashed,
+/// with t counted from `t0`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct MaskKey {
     pub seed: u32,
     pub stream: u32,
     pub p: f32,
+    pub t0: u32,
 }
 
 /// `dst = mask * src / (1 - p)` (forward) or the same mask applied to a gradient (backward);
@@ -49,6 +51,7 @@ pub(crate) fn dropout(
         key.stream,
         threshold(key.p),
         crate::reference::dropout::scale(key.p).to_bits(),
+        key.t0,
     ];
     rec.dispatch(spec, &[], &params, &[src, dst], grid_1d(len, 256))
 }

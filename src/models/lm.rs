@@ -213,8 +213,8 @@ impl LanguageModel {
         let inp = ForwardInputs {
             h0: state.map(|s| &s.h),
             c0: state.and_then(|s| s.c.as_ref()),
-            lengths: None,
             dropout_seed: train.unwrap_or(0),
+            ..Default::default()
         };
         let (out, saved) = self.rnn.record_forward(rec, &x, &inp, train.is_some())?;
         let y = match train {

@@ -52,6 +52,7 @@ impl Dropout {
             seed,
             stream: self.stream,
             p: self.p,
+            t0: 0,
         };
         dropout(rec, backward, key, b, u, x, &out)?;
         Ok(out)

@@ -94,6 +94,9 @@ pub struct ForwardInputs<'a> {
     pub lengths: Option<&'a [usize]>,
     /// Seed of the inter-layer dropout masks (training forward with `dropout > 0` only).
     pub dropout_seed: u32,
+    /// The time index of this call's first step in the masks' hash (0 for a whole sequence): a
+    /// step-by-step loop passes step t, so its masks are those of one call over the sequence.
+    pub time_offset: usize,
 }
 
 /// Results of a forward call.
@@ -123,6 +126,7 @@ pub struct ForwardState {
     lengths: Option<Tensor>,
     layers: Vec<LayerState>,
     dropout_seed: u32,
+    time_offset: usize,
 }
 
 impl std::fmt::Debug for ForwardState {
@@ -153,6 +157,18 @@ pub struct RnnGrads {
     pub c0: Option<Tensor>,
     /// Parameter gradients, laid out like the parameters (`dw_ih`, `dw_hh`, `db_ih`, `db_hh`).
     pub params: Vec<LayerParams>,
+}
+
+/// What one training timestep ([`Rnn::record_step_train`]) keeps for its backward: the
+/// step's gate activations and states, as the whole-sequence forward keeps per step. Opaque.
+pub struct StepSaved {
+    state: ForwardState,
+}
+
+impl std::fmt::Debug for StepSaved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StepSaved(B={})", self.state.batch)
+    }
 }
 
 /// A device-held state for stepping a unidirectional stack one timestep at a time.
@@ -424,6 +440,104 @@ impl Rnn {
         ))
     }
 
+    /// Records one training timestep of a unidirectional stack (PyTorch's `nn.LSTMCell` loop,
+    /// stacked): `x [B, I]` from `state` (`[L, B, H]`, zeros when `None`) -> the top layer's
+    /// output `[B, H]`, the new state and what the backward needs. `t` is the step's time index
+    /// and `dropout_seed` the loop's seed: inter-layer dropout uses the masks one
+    /// `record_forward` over the whole sequence with that seed would use at time t. The same
+    /// kernels as the sequence forward; the buffers come from the context's pool.
+    ///
+    /// Errors: a bidirectional stack, `x` or `state` of the wrong shape.
+    pub fn record_step_train(
+        &self,
+        rec: &mut Recorder,
+        x: &Tensor,
+        state: Option<&RnnState>,
+        t: usize,
+        dropout_seed: u32,
+    ) -> Result<(Tensor, RnnState, StepSaved)> {
+        let (x3, b) = self.step_input(x, state)?;
+        let inp = ForwardInputs {
+            h0: state.map(|st| &st.h),
+            c0: state.and_then(|st| st.c.as_ref()),
+            lengths: None,
+            dropout_seed,
+            time_offset: t,
+        };
+        let (out, saved) = self.record_forward(rec, &x3, &inp, true)?;
+        let saved = saved.ok_or_else(|| Error::Device("internal: no saved state".into()))?;
+        let y = out.output.reshape(&[b, self.cfg.hidden_size])?;
+        let next = RnnState {
+            h: out.h_n,
+            c: out.c_n,
+        };
+        Ok((y, next, StepSaved { state: saved }))
+    }
+
+    /// The backward of one [`record_step_train`](Self::record_step_train): from `dy [B, H]`
+    /// (the upstream gradient of the step's output) and `dstate` (of its new state, `[L, B,
+    /// H]`), both zeros when `None`, accumulates the parameter gradients into `grads` (from
+    /// [`zero_grads`](Self::zero_grads)) and returns `dx [B, I]` and the gradient of the
+    /// previous state. Chained from the last step to the first, passing the state gradient
+    /// along, this is the loop's BPTT.
+    ///
+    /// Errors: a saved step of another stack, gradients of the wrong shape.
+    pub fn record_step_backward(
+        &self,
+        rec: &mut Recorder,
+        saved: &StepSaved,
+        dy: Option<&Tensor>,
+        dstate: Option<&RnnState>,
+        grads: &[LayerParams],
+    ) -> Result<(Tensor, RnnState)> {
+        let (b, h) = (saved.state.batch, self.cfg.hidden_size);
+        let dy3 = match dy {
+            Some(d) => {
+                check_shape("grad_output", d.shape(), &[b, h])?;
+                Some(d.reshape(&[1, b, h])?)
+            }
+            None => None,
+        };
+        let up = Upstream {
+            output: dy3.as_ref(),
+            h_n: dstate.map(|s| &s.h),
+            c_n: dstate.and_then(|s| s.c.as_ref()),
+        };
+        let g = self.record_backward(rec, &saved.state, &up, Some(grads))?;
+        let dx = g.input.reshape(&[b, self.cfg.input_size])?;
+        Ok((dx, RnnState { h: g.h0, c: g.c0 }))
+    }
+
+    /// Checks a one-step input `x [B, I]` of a unidirectional stack; returns it as
+    /// `[1, B, I]` and B.
+    fn step_input(&self, x: &Tensor, state: Option<&RnnState>) -> Result<(Tensor, usize)> {
+        if self.cfg.bidirectional {
+            return Err(Error::config(
+                "stepping needs a unidirectional stack (the reverse direction needs the future)",
+            ));
+        }
+        let s = x.shape();
+        if s.len() != 2 {
+            return Err(Error::shape("x", format!("expected [B, I], got {s:?}")));
+        }
+        if let Some(st) = state {
+            let want = [self.cfg.num_layers, s[0], self.cfg.hidden_size];
+            check_shape("state.h", st.h.shape(), &want)?;
+            match (&st.c, self.cfg.mode.has_cell_state()) {
+                (Some(c), true) => check_shape("state.c", c.shape(), &want)?,
+                (None, true) => return Err(Error::shape("state.c", "an LSTM state needs c")),
+                (Some(_), false) => {
+                    return Err(Error::shape(
+                        "state.c",
+                        format!("{} has no cell state", self.cfg.mode.torch_name()),
+                    ));
+                }
+                (None, false) => {}
+            }
+        }
+        Ok((x.reshape(&[1, s[0], s[1]])?, s[0]))
+    }
+
     /// Records a forward into `rec` (no submit). With `train`, also returns the saved state.
     pub fn record_forward(
         &self,
@@ -597,6 +711,7 @@ impl Rnn {
                     seed: inp.dropout_seed,
                     stream: l as u32,
                     p: cfg.dropout,
+                    t0: inp.time_offset as u32,
                 };
                 dropout(rec, false, key, batch, nd * hid, &y, &dropped)?;
                 dropped
@@ -623,6 +738,7 @@ impl Rnn {
             lengths,
             layers,
             dropout_seed: inp.dropout_seed,
+            time_offset: inp.time_offset,
         });
         Ok((out, st))
     }
@@ -931,6 +1047,7 @@ impl Rnn {
                         seed: st.dropout_seed,
                         stream: (l - 1) as u32,
                         p: cfg.dropout,
+                        t0: st.time_offset as u32,
                     };
                     dropout(rec, true, key, batch, ik, &dx, &dropped)?;
                     dropped

@@ -191,6 +191,7 @@ impl Rnn {
             lengths: lengths.cloned(),
             layers,
             dropout_seed: 0,
+            time_offset: 0,
         };
         Ok((out, Some(st)))
     }

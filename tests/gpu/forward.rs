@@ -96,6 +96,7 @@ impl Fixture {
             c0: self.c0t.as_ref(),
             lengths: self.lengths.as_deref(),
             dropout_seed,
+            time_offset: 0,
         }
     }
 

@@ -14,6 +14,7 @@ mod loss;
 mod ops;
 mod optim;
 mod review;
+mod steps;
 mod train;
 mod variants;
 mod vocab;
