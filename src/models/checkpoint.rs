@@ -11,7 +11,13 @@ use serde_json::{Value, json};
 
 use crate::context::{Context, KernelVariant, Persistent};
 use crate::error::{Error, Result};
-use crate::files::{complete_dir, write_atomic};
+use crate::files::{
+    complete_dir, read_f32_tensors, write_atomic, write_dir_atomic, write_safetensors,
+};
+use crate::interop::{load_weights, save_weights};
+use crate::nn::{Optimizer, ParamStore};
+use crate::rnn::{HostTensor, Rnn, RnnParams};
+use crate::tensor::Tensor;
 
 /// The `"format_version"` this build writes and reads.
 pub const FORMAT_VERSION: u64 = 1;
@@ -157,4 +163,112 @@ pub fn field<T: serde::de::DeserializeOwned>(config: &Value, path: &Path, key: &
         .ok_or_else(|| format_err(path, format!("config.json has no {key:?}")))?;
     serde_json::from_value(v.clone())
         .map_err(|e| format_err(path, format!("config.json {key:?}: {e}")))
+}
+
+/// What [`write_folder`] writes into a checkpoint folder.
+pub struct Folder<'a> {
+    /// One interop-format file per RNN stack (`rnn.safetensors`, `encoder.safetensors`, ...).
+    pub rnns: &'a [(&'a str, &'a Rnn)],
+    /// `model.safetensors`: every other tensor under its PyTorch-style name.
+    pub model: &'a [(&'a str, &'a Tensor)],
+    /// `optimizer.safetensors`.
+    pub optimizer: Option<(&'a Optimizer, &'a ParamStore)>,
+    /// Further safetensors files (e.g. a carried state), by file name.
+    pub extra: &'a [(&'a str, Vec<(String, HostTensor)>)],
+    /// `config.json`.
+    pub config: &'a Value,
+}
+
+/// Reads named device tensors back as host tensors.
+pub fn host_tensors(ctx: &Context, named: &[(&str, &Tensor)]) -> Result<Vec<(String, HostTensor)>> {
+    named
+        .iter()
+        .map(|(n, t)| {
+            Ok((
+                n.to_string(),
+                HostTensor::new(t.shape().to_vec(), t.to_vec(ctx)?)?,
+            ))
+        })
+        .collect()
+}
+
+/// Writes a checkpoint folder atomically ([`write_dir_atomic`]): everything is read back
+/// from the device first, then written into `DIR.tmp/` and swapped in.
+pub fn write_folder(ctx: &Context, dir: &Path, f: &Folder) -> Result<()> {
+    let rnns = f
+        .rnns
+        .iter()
+        .map(|(n, r)| Ok((*n, r.params(ctx)?)))
+        .collect::<Result<Vec<_>>>()?;
+    let model = host_tensors(ctx, f.model)?;
+    write_dir_atomic(dir, |tmp| {
+        for (name, params) in &rnns {
+            save_weights(tmp.join(name), params)?;
+        }
+        write_safetensors(tmp.join("model.safetensors"), &model, None)?;
+        if let Some((opt, store)) = f.optimizer {
+            opt.save(ctx, store, tmp.join("optimizer.safetensors"))?;
+        }
+        for (name, tensors) in f.extra {
+            write_safetensors(tmp.join(name), tensors, None)?;
+        }
+        write_json(&tmp.join("config.json"), f.config)
+    })
+}
+
+/// Loads an interop-format file into `rnn`, checking that it holds a stack of `rnn`'s cell,
+/// layers, directions and sizes (dropout is not in the file; config.json has it).
+pub fn load_rnn(ctx: &Context, rnn: &Rnn, path: &Path) -> Result<()> {
+    let params = load_weights(path)?;
+    let want = rnn.config();
+    let got = params.config();
+    let describe = |c: &crate::rnn::RnnConfig| {
+        format!(
+            "a {} stack of {} layers, input {}, hidden {}{}",
+            c.mode.torch_name(),
+            c.num_layers,
+            c.input_size,
+            c.hidden_size,
+            if c.bidirectional {
+                ", bidirectional"
+            } else {
+                ""
+            }
+        )
+    };
+    if got.mode != want.mode
+        || got.num_layers != want.num_layers
+        || got.input_size != want.input_size
+        || got.hidden_size != want.hidden_size
+        || got.bidirectional != want.bidirectional
+        || got.bias != want.bias
+    {
+        return Err(format_err(
+            path,
+            format!(
+                "holds {}; config.json says {}",
+                describe(got),
+                describe(want)
+            ),
+        ));
+    }
+    let named = params
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.clone()))
+        .collect();
+    rnn.set_params(ctx, &RnnParams::from_named(want, named)?)
+}
+
+/// Loads `model.safetensors`-style tensors into `named` device tensors: every name present
+/// with its tensor's shape and nothing else in the file (strict); errors name the file and the
+/// tensor.
+pub fn load_named(ctx: &Context, path: &Path, named: &[(&str, &Tensor)]) -> Result<()> {
+    let (tensors, _) = read_f32_tensors(path)?;
+    let names: Vec<String> = named.iter().map(|(n, _)| n.to_string()).collect();
+    let shapes: Vec<Vec<usize>> = named.iter().map(|(_, t)| t.shape().to_vec()).collect();
+    let got = crate::nn::match_names(path, names.iter().zip(shapes.iter()), tensors)?;
+    for ((_, t), h) in named.iter().zip(got) {
+        t.write_range(ctx, 0, &h.data)?;
+    }
+    Ok(())
 }

@@ -24,14 +24,13 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::checkpoint::{self, FORMAT_VERSION, field, read_config, write_json};
+use super::checkpoint::{self, FORMAT_VERSION, field, read_config};
 use super::corpus::{Corpus, Vocab};
 use super::metrics::{Metrics, Row};
 use crate::context::Context;
 use crate::encoder::Recorder;
 use crate::error::{Error, Result};
-use crate::files::{read_f32_tensors, write_dir_atomic, write_safetensors};
-use crate::interop::{load_weights, save_weights};
+use crate::files::read_f32_tensors;
 use crate::nn::{
     AdamConfig, CeOutput, Dropout, Embedding, Linear, LinearGrads, Optimizer, ParamStore,
     record_softmax_cross_entropy,
@@ -360,26 +359,16 @@ impl LanguageModel {
     }
 
     /// The tensors of `model.safetensors` under PyTorch's names.
-    fn named_tensors(&self, ctx: &Context) -> Result<Vec<(String, HostTensor)>> {
-        let (v, e, h) = (self.vocab(), self.config.embed, self.config.hidden);
+    fn named_tensors(&self) -> Result<[(&'static str, &Tensor); 3]> {
         let bias = self
             .decoder
             .bias
             .as_ref()
             .ok_or_else(|| Error::Device("internal: decoder without bias".into()))?;
-        Ok(vec![
-            (
-                "embedding.weight".into(),
-                HostTensor::new(vec![v, e], self.embedding.weight.to_vec(ctx)?)?,
-            ),
-            (
-                "decoder.weight".into(),
-                HostTensor::new(vec![v, h], self.decoder.weight.to_vec(ctx)?)?,
-            ),
-            (
-                "decoder.bias".into(),
-                HostTensor::new(vec![v], bias.to_vec(ctx)?)?,
-            ),
+        Ok([
+            ("embedding.weight", &self.embedding.weight),
+            ("decoder.weight", &self.decoder.weight),
+            ("decoder.bias", bias),
         ])
     }
 
@@ -396,61 +385,8 @@ impl LanguageModel {
     }
 
     fn load_tensors(&self, ctx: &Context, dir: &Path) -> Result<()> {
-        let rnn_path = dir.join("rnn.safetensors");
-        let params = load_weights(&rnn_path)?;
-        let want = self.rnn.config();
-        let got = params.config();
-        if got.mode != want.mode
-            || got.num_layers != want.num_layers
-            || got.input_size != want.input_size
-            || got.hidden_size != want.hidden_size
-            || got.bidirectional
-        {
-            return Err(Error::Format {
-                path: rnn_path.display().to_string(),
-                problem: format!(
-                    "holds a {} stack of {} layers, input {}, hidden {}{}; config.json says {} x {} layers, input {}, hidden {}",
-                    got.mode.torch_name(),
-                    got.num_layers,
-                    got.input_size,
-                    got.hidden_size,
-                    if got.bidirectional {
-                        ", bidirectional"
-                    } else {
-                        ""
-                    },
-                    want.mode.torch_name(),
-                    want.num_layers,
-                    want.input_size,
-                    want.hidden_size
-                ),
-            });
-        }
-        let params = crate::rnn::RnnParams::from_named(
-            want,
-            params
-                .iter()
-                .map(|(n, t)| (n.to_string(), t.clone()))
-                .collect(),
-        )?;
-        self.rnn.set_params(ctx, &params)?;
-        let model_path = dir.join("model.safetensors");
-        let (tensors, _) = read_f32_tensors(&model_path)?;
-        let names = ["embedding.weight", "decoder.weight", "decoder.bias"];
-        let shapes = self.named_tensors_shapes();
-        let names_s: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-        let got = crate::nn::match_names(&model_path, names_s.iter().zip(shapes.iter()), tensors)?;
-        self.embedding.weight.write_range(ctx, 0, &got[0].data)?;
-        self.decoder.weight.write_range(ctx, 0, &got[1].data)?;
-        if let Some(b) = &self.decoder.bias {
-            b.write_range(ctx, 0, &got[2].data)?;
-        }
-        Ok(())
-    }
-
-    fn named_tensors_shapes(&self) -> [Vec<usize>; 3] {
-        let (v, e, h) = (self.vocab(), self.config.embed, self.config.hidden);
-        [vec![v, e], vec![v, h], vec![v]]
+        checkpoint::load_rnn(ctx, &self.rnn, &dir.join("rnn.safetensors"))?;
+        checkpoint::load_named(ctx, &dir.join("model.safetensors"), &self.named_tensors()?)
     }
 }
 
@@ -668,8 +604,6 @@ impl Trainer {
     /// and `config.json` (with `extra` merged in).
     pub fn save(&self, ctx: &Context, dir: &Path, corpus: &Corpus, extra: Value) -> Result<()> {
         let m = &self.model;
-        let rnn = m.rnn.params(ctx)?;
-        let tensors = m.named_tensors(ctx)?;
         let state: Vec<(String, HostTensor)> = match &self.carried {
             Some(s) => {
                 let mut v = vec![(
@@ -705,16 +639,15 @@ impl Trainer {
         if let (Some(o), Value::Object(e)) = (conf.as_object_mut(), extra) {
             o.extend(e);
         }
-        write_dir_atomic(dir, |tmp| {
-            save_weights(tmp.join("rnn.safetensors"), &rnn)?;
-            write_safetensors(tmp.join("model.safetensors"), &tensors, None)?;
-            self.opt
-                .save(ctx, &self.store, tmp.join("optimizer.safetensors"))?;
-            if !state.is_empty() {
-                write_safetensors(tmp.join("state.safetensors"), &state, None)?;
-            }
-            write_json(&tmp.join("config.json"), &conf)
-        })
+        let extra = [("state.safetensors", state)];
+        let folder = checkpoint::Folder {
+            rnns: &[("rnn.safetensors", &m.rnn)],
+            model: &m.named_tensors()?,
+            optimizer: Some((&self.opt, &self.store)),
+            extra: if extra[0].1.is_empty() { &[] } else { &extra },
+            config: &conf,
+        };
+        checkpoint::write_folder(ctx, dir, &folder)
     }
 
     /// Restores the optimiser, the step and the carried state from a checkpoint written by
