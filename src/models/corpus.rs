@@ -41,6 +41,39 @@ impl Vocab {
         Self::new(cs.into_iter().map(String::from).collect())
     }
 
+    /// A word vocabulary: `specials` first (e.g. `<pad>`, `<unk>`), then every token seen at
+    /// least `min_count` times, most frequent first, ties in code-point order (deterministic).
+    pub fn from_counts<'a>(
+        tokens: impl IntoIterator<Item = &'a str>,
+        min_count: usize,
+        specials: &[&str],
+    ) -> Result<Vocab> {
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for t in tokens {
+            *counts.entry(t).or_default() += 1;
+        }
+        let mut kept: Vec<(&str, usize)> = counts
+            .into_iter()
+            .filter(|(t, c)| *c >= min_count.max(1) && !specials.contains(t))
+            .collect();
+        kept.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        Self::new(
+            specials
+                .iter()
+                .map(|s| s.to_string())
+                .chain(kept.into_iter().map(|(t, _)| t.to_string()))
+                .collect(),
+        )
+    }
+
+    /// The ids of `tokens`, `unk` for a token outside the vocabulary.
+    pub fn encode_words<S: AsRef<str>>(&self, tokens: &[S], unk: u32) -> Vec<u32> {
+        tokens
+            .iter()
+            .map(|t| self.id(t.as_ref()).unwrap_or(unk))
+            .collect()
+    }
+
     /// V
     pub fn len(&self) -> usize {
         self.tokens.len()
@@ -156,6 +189,21 @@ impl Corpus {
     }
 }
 
+/// Batches of at most `batch` items bucketed by length: the items sorted by (length, index)
+/// and cut into consecutive batches, whose order is then shuffled by a generator seeded with
+/// `(seed, epoch)`; the same arguments always give the same batches.
+pub fn buckets(lengths: &[usize], batch: usize, seed: u64, epoch: u64) -> Vec<Vec<usize>> {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    order.sort_by_key(|&i| (lengths[i], i));
+    let mut out: Vec<Vec<usize>> = order.chunks(batch.max(1)).map(|c| c.to_vec()).collect();
+    let mut rng =
+        rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ epoch.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    out.shuffle(&mut rng);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,6 +222,22 @@ mod tests {
         assert_eq!(c.vocab.decode(&all), text);
         let e = c.vocab.encode_chars("prime", "abz").unwrap_err();
         assert!(e.to_string().contains("'z' at position 2"), "{e}");
+    }
+
+    #[test]
+    fn word_vocabulary_and_buckets_are_deterministic() {
+        let words = "b a c a b a <unk> d".split(' ');
+        let v = Vocab::from_counts(words, 2, &["<pad>", "<unk>"]).unwrap();
+        assert_eq!(v.tokens(), &["<pad>", "<unk>", "a", "b"]);
+        assert_eq!(v.encode_words(&["a", "zz", "b"], 1), vec![2, 1, 3]);
+        let lens = [5, 1, 3, 3, 9, 2, 7];
+        let b = buckets(&lens, 3, 7, 0);
+        assert_eq!(b, buckets(&lens, 3, 7, 0));
+        let mut all: Vec<usize> = b.concat();
+        all.sort();
+        assert_eq!(all, (0..7).collect::<Vec<_>>());
+        // Each batch holds neighbours in length order.
+        assert!(b.iter().any(|x| x == &vec![1, 5, 2]));
     }
 
     #[test]

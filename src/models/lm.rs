@@ -872,6 +872,7 @@ impl Run<'_> {
             &self.opts.out.join("loss.png"),
             "wgrnn character LM on the GPU: cross-entropy",
             "nats per character",
+            "validation loss",
         )?;
         self.save_secs = t1.elapsed().as_secs_f64();
         Ok((score, is_best))

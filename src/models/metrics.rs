@@ -98,9 +98,10 @@ impl Metrics {
         write_atomic(path, s.as_bytes())
     }
 
-    /// Draws training and validation loss against steps into a PNG at `path` (written
-    /// atomically), with `title` on top and `unit` naming the loss axis.
-    pub fn plot(&self, path: &Path, title: &str, unit: &str) -> Result<()> {
+    /// Draws training loss and the validation measure against steps into a PNG at `path`
+    /// (written atomically), with `title` on top, `unit` naming the vertical axis and
+    /// second curve `val_label` (`"validation loss"`, `"dev accuracy"`).
+    pub fn plot(&self, path: &Path, title: &str, unit: &str, val_label: &str) -> Result<()> {
         register_font();
         let (w, h) = (900u32, 540u32);
         let mut buf = vec![0u8; (w * h * 3) as usize];
@@ -162,7 +163,7 @@ impl Metrics {
             chart
                 .draw_series(LineSeries::new(val.clone(), orange.stroke_width(2)))
                 .map_err(|e| draw_err(&e))?
-                .label("validation loss")
+                .label(val_label)
                 .legend(move |(x, y)| {
                     PathElement::new([(x, y), (x + 18, y)], orange.stroke_width(2))
                 });

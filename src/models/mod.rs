@@ -4,12 +4,14 @@
 //! - [`lm`]: recurrent language models (character level), trained by truncated BPTT;
 //!   perplexity; sampling on the device.
 //! - [`ngram`]: the interpolated Kneser-Ney n-gram baseline (CPU).
+//! - [`classify`]: sentence classification (many-to-one, bidirectional, pooled over lengths).
 //!
 //! Shared by every family: [`corpus`] (vocabulary, split), [`checkpoint`] (the checkpoint
 //! folder layout of `../shared/notes/model-commands.md`, written atomically) and [`metrics`]
 //! (`metrics.csv` and the PNG of the curves).
 
 pub mod checkpoint;
+pub mod classify;
 pub mod corpus;
 pub mod lm;
 pub mod metrics;

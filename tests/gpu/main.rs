@@ -4,6 +4,7 @@
 mod common;
 
 mod backward;
+mod classify;
 mod cli;
 mod forward;
 mod golden;

@@ -77,7 +77,7 @@ pub struct TrainArgs {
 
 /// Ctrl-C: the first stops training after the current step (a validation and a checkpoint
 /// follow); a second ends the process at once (the atomic writes keep the last checkpoint).
-fn stop_flag() -> &'static AtomicBool {
+pub fn stop_flag() -> &'static AtomicBool {
     static STOP: AtomicBool = AtomicBool::new(false);
     let _ = ctrlc::set_handler(|| {
         if STOP.swap(true, Ordering::SeqCst) {

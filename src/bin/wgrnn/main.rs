@@ -7,9 +7,12 @@
 //!   gradients) in a safetensors file.
 //! - `wgrnn train-lm`, `eval-lm`, `sample`, `ngram`: the character language model and its
 //!   Kneser-Ney baseline (`lm.rs`).
+//! - `wgrnn train-classify`, `classify`, `eval-classify`: sentence classification
+//!   (`classify.rs`).
 //!
 //! Exit status: 0 success, 1 runtime failure (no adapter, device error), 2 bad input or usage.
 
+mod classify;
 mod engine;
 mod lm;
 
@@ -169,6 +172,13 @@ enum Cmd {
     Sample(lm::SampleArgs),
     /// Interpolated Kneser-Ney n-gram baseline on the same split.
     Ngram(lm::NgramArgs),
+    /// Train a sentence classifier (bidirectional RNN, pooled over each sentence's length);
+    /// checkpoints in --out/last and --out/best, metrics.csv, curves.png.
+    TrainClassify(classify::TrainArgs),
+    /// Classify tokenized sentences from stdin: LABEL<TAB>PROBABILITY per line.
+    Classify(classify::ClassifyArgs),
+    /// Accuracy of a classifier on a labelled file.
+    EvalClassify(classify::EvalArgs),
     /// Run a forward pass on the GPU; print throughput and agreement with the CPU reference.
     Forward {
         #[command(flatten)]
@@ -211,6 +221,9 @@ fn main() -> ExitCode {
         Cmd::EvalLm(a) => lm::cmd_eval(a),
         Cmd::Sample(a) => lm::cmd_sample(a),
         Cmd::Ngram(a) => lm::cmd_ngram(a),
+        Cmd::TrainClassify(a) => classify::cmd_train(a),
+        Cmd::Classify(a) => classify::cmd_classify(a),
+        Cmd::EvalClassify(a) => classify::cmd_eval(a),
         Cmd::Forward {
             shape,
             reps,
