@@ -19,8 +19,7 @@
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicBool;
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -29,7 +28,8 @@ use serde_json::{Value, json};
 
 use super::checkpoint::{self, FORMAT_VERSION, field, read_config};
 use super::corpus::{Vocab, buckets};
-use super::metrics::{Metrics, Row};
+use super::epochs;
+pub use super::epochs::Budget;
 use crate::context::Context;
 use crate::encoder::Recorder;
 use crate::error::{Error, Result};
@@ -470,6 +470,10 @@ pub struct ClassifyTrainer {
     pub epoch: u64,
     /// Batches of the epoch in progress already taken.
     pub batch_in_epoch: usize,
+    /// The dev set the run evaluates on.
+    pub dev: Vec<Example>,
+    /// The files, recorded in checkpoints.
+    pub data: TrainData,
 }
 
 impl ClassifyTrainer {
@@ -498,6 +502,8 @@ impl ClassifyTrainer {
             step: 0,
             epoch: 0,
             batch_in_epoch: 0,
+            dev: Vec::new(),
+            data: TrainData::default(),
         })
     }
 
@@ -627,7 +633,7 @@ impl ClassifyTrainer {
     }
 
     /// Writes the checkpoint folder `dir` atomically (with `extra` merged into config.json).
-    pub fn save(&self, ctx: &Context, dir: &Path, data: &TrainData, extra: Value) -> Result<()> {
+    pub fn save(&self, ctx: &Context, dir: &Path, extra: Value) -> Result<()> {
         let m = &self.model;
         let mut conf = json!({
             "kind": "classify",
@@ -635,8 +641,8 @@ impl ClassifyTrainer {
             "model": m.config,
             "classes": m.classes(),
             "vocab": m.vocab.tokens(),
-            "train": data.train,
-            "dev": data.dev,
+            "train": self.data.train,
+            "dev": self.data.dev,
             "step": self.step,
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_in_epoch,
@@ -680,22 +686,12 @@ impl ClassifyTrainer {
 }
 
 /// The files a run trains and selects on.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct TrainData {
     /// Training file.
     pub train: String,
     /// Development file.
     pub dev: String,
-}
-
-/// How long [`train`] runs.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Budget {
-    /// Until this many epochs in total.
-    Epochs(u64),
-    /// This many minutes of wall time for the whole command, final evaluation and checkpoint
-    /// included.
-    Minutes(f64),
 }
 
 /// [`train`]'s inputs.
@@ -715,68 +711,16 @@ pub struct TrainOptions {
     pub resume: bool,
 }
 
-/// What [`train`] reports as it goes.
-#[derive(Clone, Debug)]
-pub enum Event {
-    /// Training started at `step`.
-    Started {
-        /// The adapter.
-        adapter: String,
-        /// Steps already taken.
-        step: u64,
-        /// Parameters.
-        params: usize,
-        /// Batches per epoch.
-        batches: usize,
-    },
-    /// A step finished.
-    Step {
-        /// Steps taken.
-        step: u64,
-        /// The epoch in progress.
-        epoch: u64,
-        /// Its loss.
-        loss: f32,
-        /// Seconds since the command started.
-        elapsed: f64,
-    },
-    /// An epoch ended (or the run): dev accuracy and whether `best/` was written.
-    Evaluated {
-        /// Steps taken.
-        step: u64,
-        /// Epochs completed.
-        epoch: u64,
-        /// Dev accuracy.
-        accuracy: f64,
-        /// A new best.
-        best: bool,
-    },
-}
-
-/// What [`train`] did.
-#[derive(Clone, Debug)]
-pub struct TrainSummary {
-    /// Steps taken.
-    pub steps: u64,
-    /// Dev accuracy at the end.
-    pub dev_accuracy: f64,
-    /// The best dev accuracy of the run (`best/`).
-    pub best_accuracy: f64,
-    /// Training sentences per second.
-    pub sentences_per_s: f64,
-    /// Whether Ctrl-C stopped it.
-    pub interrupted: bool,
-}
-
-/// Trains a classifier as `train-classify` does: dev accuracy and checkpoints (`last/`, and
-/// `best/` on a new best dev accuracy) at every epoch end and at the end of the run, which
-/// stops at the budget or when `stop` is set.
+/// Trains a classifier as `train-classify` does ([`super::epochs::run`]: dev accuracy and
+/// checkpoints at every epoch end and at the end; `best/` holds the best dev accuracy).
+/// `on_started` gets the adapter, the step it starts from, the parameter count and the
+/// batches per epoch.
 pub fn train(
     opts: &TrainOptions,
     stop: &AtomicBool,
-    on_event: &mut dyn FnMut(&Event),
-) -> Result<TrainSummary> {
-    let start = Instant::now();
+    on_started: &mut dyn FnMut(&str, u64, usize, usize),
+    on_event: &mut dyn FnMut(&epochs::Event),
+) -> Result<epochs::Summary> {
     let resume_from = checkpoint::prepare_out(&opts.out, opts.resume)?;
     let resumed = match &resume_from {
         Some(dir) => Some(read_config(dir, "classify")?),
@@ -816,148 +760,60 @@ pub fn train(
         }
     };
     let mut tr = ClassifyTrainer::new(&ctx, model, &train_ex)?;
+    tr.dev = dev_ex;
+    tr.data = data;
     let mut best = f64::NEG_INFINITY;
     if let (Some(dir), Some(c)) = (&resume_from, &conf) {
         tr.restore(&ctx, dir, c)?;
         best = c
-            .get("best_dev_accuracy")
+            .get("best_dev_score")
             .and_then(Value::as_f64)
             .unwrap_or(best);
     }
-    let metrics_path = opts.out.join("metrics.csv");
-    let mut metrics = Metrics::read_csv(&metrics_path, tr.step)?;
-    on_event(&Event::Started {
-        adapter: ctx.adapter_name().to_string(),
-        step: tr.step,
-        params: tr.store.params().iter().map(|p| p.len()).sum(),
-        batches: tr.batches_per_epoch(),
-    });
-    let end = match opts.budget {
-        Budget::Minutes(m) => Some(start + Duration::from_secs_f64(m * 60.0)),
-        Budget::Epochs(_) => None,
+    on_started(
+        ctx.adapter_name(),
+        tr.step,
+        tr.store.params().iter().map(|p| p.len()).sum(),
+        tr.batches_per_epoch(),
+    );
+    let curves = epochs::Curves {
+        header: "step,train_loss,dev_accuracy,sentences_per_s",
+        png: "curves.png",
+        title: "wgrnn sentence classifier: training loss and dev accuracy",
+        score: "dev accuracy",
     };
-    let first = tr.step;
-    let (mut train_secs, mut eval_secs) = (0.0f64, 1.0f64);
-    let mut window = (0.0f64, 0u64, 0.0f64);
-    let evaluate = |tr: &ClassifyTrainer,
-                    metrics: &mut Metrics,
-                    window: &mut (f64, u64, f64),
-                    best: &mut f64|
-     -> Result<(f64, bool, f64)> {
-        let t0 = Instant::now();
-        let (acc, _) = tr.model.accuracy(&ctx, &dev_ex)?;
-        let is_best = acc > *best;
-        if is_best {
-            *best = acc;
-        }
-        let (sum, steps, secs) = std::mem::take(window);
-        metrics.rows.retain(|r| r.step != tr.step);
-        metrics.rows.push(Row {
-            step: tr.step,
-            train_loss: if steps > 0 {
-                sum / steps as f64
-            } else {
-                f64::NAN
-            },
-            val_loss: Some(acc),
-            tokens_per_s: if secs > 0.0 {
-                (steps as usize * tr.model.config.batch) as f64 / secs
-            } else {
-                0.0
-            },
-        });
-        let extra = json!({"dev_accuracy": acc, "best_dev_accuracy": *best});
-        tr.save(&ctx, &opts.out.join("last"), &data, extra.clone())?;
-        if is_best {
-            tr.save(&ctx, &opts.out.join("best"), &data, extra)?;
-        }
-        metrics.write_csv(
-            &metrics_path,
-            "step,train_loss,dev_accuracy,sentences_per_s",
-        )?;
-        metrics.plot(
-            &opts.out.join("curves.png"),
-            "wgrnn sentence classifier: training loss and dev accuracy",
-            "loss (nats) / accuracy",
-            "dev accuracy",
-        )?;
-        Ok((acc, is_best, t0.elapsed().as_secs_f64()))
-    };
-    let mut interrupted = false;
-    loop {
-        if stop.load(Ordering::Relaxed) {
-            interrupted = true;
-            break;
-        }
-        let epoch_done = tr.batch_in_epoch >= tr.batches_per_epoch();
-        if let Budget::Epochs(n) = opts.budget
-            && (tr.epoch >= n || (epoch_done && tr.epoch + 1 >= n))
-        {
-            break;
-        }
-        if let Some(end) = end {
-            let per = match tr.step - first {
-                0 => 0.0,
-                n => train_secs / n as f64,
-            };
-            if Instant::now() + Duration::from_secs_f64(eval_secs + per + 1.0) >= end {
-                break;
-            }
-        }
-        let t0 = Instant::now();
-        let loss = tr.train_step(&ctx)?;
-        let dt = t0.elapsed().as_secs_f64();
-        if !loss.is_finite() {
-            return Err(Error::Diverged(format!(
-                "the training loss is {loss} at step {}; the last checkpoint is kept",
-                tr.step
-            )));
-        }
-        train_secs += dt;
-        window.0 += loss as f64;
-        window.1 += 1;
-        window.2 += dt;
-        on_event(&Event::Step {
-            step: tr.step,
-            epoch: tr.epoch,
-            loss,
-            elapsed: start.elapsed().as_secs_f64(),
-        });
-        if tr.batch_in_epoch == tr.batches_per_epoch() {
-            let (acc, b, secs) = evaluate(&tr, &mut metrics, &mut window, &mut best)?;
-            eval_secs = secs;
-            on_event(&Event::Evaluated {
-                step: tr.step,
-                epoch: tr.epoch + 1,
-                accuracy: acc,
-                best: b,
-            });
-        }
+    epochs::run(
+        &ctx,
+        &mut tr,
+        &opts.out,
+        opts.budget,
+        best,
+        &curves,
+        stop,
+        on_event,
+    )
+}
+
+impl epochs::EpochTrainer for ClassifyTrainer {
+    fn train_step(&mut self, ctx: &Context) -> Result<f32> {
+        ClassifyTrainer::train_step(self, ctx)
     }
-    if tr.step == 0 {
-        return Err(Error::config(
-            "training stopped before its first step (budget too small): nothing was saved",
-        ));
+    fn step(&self) -> u64 {
+        self.step
     }
-    let evaluated_here = metrics.rows.last().is_some_and(|r| r.step == tr.step);
-    let acc = if evaluated_here {
-        metrics.rows.last().and_then(|r| r.val_loss).unwrap_or(0.0)
-    } else {
-        let (acc, b, _) = evaluate(&tr, &mut metrics, &mut window, &mut best)?;
-        on_event(&Event::Evaluated {
-            step: tr.step,
-            epoch: tr.epoch + u64::from(tr.batch_in_epoch == tr.batches_per_epoch()),
-            accuracy: acc,
-            best: b,
-        });
-        acc
-    };
-    Ok(TrainSummary {
-        steps: tr.step,
-        dev_accuracy: acc,
-        best_accuracy: best,
-        sentences_per_s: ((tr.step - first) as usize * tr.model.config.batch) as f64
-            / train_secs.max(1e-9),
-        interrupted,
-    })
+    fn position(&self) -> (u64, usize) {
+        (self.epoch, self.batch_in_epoch)
+    }
+    fn batches_per_epoch(&self) -> usize {
+        ClassifyTrainer::batches_per_epoch(self)
+    }
+    fn batch_size(&self) -> usize {
+        self.model.config.batch
+    }
+    fn evaluate(&self, ctx: &Context) -> Result<f64> {
+        Ok(self.model.accuracy(ctx, &self.dev)?.0)
+    }
+    fn save(&self, ctx: &Context, dir: &Path, extra: Value) -> Result<()> {
+        ClassifyTrainer::save(self, ctx, dir, extra)
+    }
 }

@@ -5,6 +5,8 @@
 //!   perplexity; sampling on the device.
 //! - [`ngram`]: the interpolated Kneser-Ney n-gram baseline (CPU).
 //! - [`classify`]: sentence classification (many-to-one, bidirectional, pooled over lengths).
+//! - [`tagger`]: part-of-speech tagging (many-to-many) with character-level word features,
+//!   on [`conllu`] files.
 //!
 //! Shared by every family: [`corpus`] (vocabulary, split), [`checkpoint`] (the checkpoint
 //! folder layout of `../shared/notes/model-commands.md`, written atomically) and [`metrics`]
@@ -12,7 +14,10 @@
 
 pub mod checkpoint;
 pub mod classify;
+pub mod conllu;
 pub mod corpus;
+pub mod epochs;
 pub mod lm;
 pub mod metrics;
 pub mod ngram;
+pub mod tagger;

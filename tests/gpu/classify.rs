@@ -309,14 +309,11 @@ fn every_pooling_learns_the_marker_task() {
         let s = train(
             &options(&d, &format!("{pool:?}"), c, 6, false),
             &AtomicBool::new(false),
+            &mut |_, _, _, _| {},
             &mut |_| {},
         )
         .unwrap();
-        assert!(
-            s.best_accuracy >= 0.95,
-            "{pool:?}: dev accuracy {}",
-            s.best_accuracy
-        );
+        assert!(s.best >= 0.95, "{pool:?}: dev accuracy {}", s.best);
     }
     let _ = std::fs::remove_dir_all(&d);
 }
@@ -339,9 +336,27 @@ fn resume_is_exact() {
         ..ClassifyConfig::default()
     };
     let stop = AtomicBool::new(false);
-    train(&options(&d, "a", c.clone(), 1, false), &stop, &mut |_| {}).unwrap();
-    train(&options(&d, "a", c.clone(), 3, true), &stop, &mut |_| {}).unwrap();
-    train(&options(&d, "b", c, 3, false), &stop, &mut |_| {}).unwrap();
+    train(
+        &options(&d, "a", c.clone(), 1, false),
+        &stop,
+        &mut |_, _, _, _| {},
+        &mut |_| {},
+    )
+    .unwrap();
+    train(
+        &options(&d, "a", c.clone(), 3, true),
+        &stop,
+        &mut |_, _, _, _| {},
+        &mut |_| {},
+    )
+    .unwrap();
+    train(
+        &options(&d, "b", c, 3, false),
+        &stop,
+        &mut |_, _, _, _| {},
+        &mut |_| {},
+    )
+    .unwrap();
     for f in [
         "rnn.safetensors",
         "model.safetensors",

@@ -16,6 +16,7 @@ mod ops;
 mod optim;
 mod review;
 mod steps;
+mod tagger;
 mod train;
 mod variants;
 mod vocab;

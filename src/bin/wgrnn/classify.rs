@@ -6,14 +6,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use wgrnn::models::classify::{
-    self, Budget, Classifier, ClassifyConfig, Event, Pool, TrainOptions, argmax, read_labelled,
+    self, Budget, Classifier, ClassifyConfig, Pool, TrainOptions, argmax, read_labelled,
     read_sentences,
 };
 use wgrnn::{Context, Error};
 
 use crate::lm::stop_flag;
+use crate::progress::EpochUi;
 
 /// `train-classify`'s flags.
 #[derive(Args, Debug)]
@@ -109,74 +109,14 @@ pub fn cmd_train(a: TrainArgs) -> Result<ExitCode, Error> {
         budget,
         resume: a.resume,
     };
-    let pb = ProgressBar::new(0);
-    pb.set_style(
-        ProgressStyle::with_template("{bar:30} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    let say = |msg: String| {
-        if pb.is_hidden() {
-            eprintln!("{msg}");
-        } else {
-            pb.println(msg);
-        }
-    };
-    let mut batches = 0u64;
-    let summary = classify::train(&opts, stop_flag(), &mut |e| match e {
-        Event::Started {
-            adapter,
-            step,
-            params,
-            batches: b,
-        } => {
-            batches = *b as u64;
-            pb.set_length(match budget {
-                Budget::Epochs(n) => n * batches,
-                Budget::Minutes(m) => (m * 60.0) as u64,
-            });
-            say(format!(
-                "train-classify: {adapter}; {params} parameters, {b} batches per epoch; {}",
-                if *step > 0 {
-                    format!("resuming at step {step}")
-                } else {
-                    "from scratch".into()
-                }
-            ));
-        }
-        Event::Step {
-            step,
-            epoch,
-            loss,
-            elapsed,
-        } => {
-            pb.set_position(match budget {
-                Budget::Epochs(_) => *step,
-                Budget::Minutes(_) => *elapsed as u64,
-            });
-            pb.set_message(format!("epoch {} step {step} loss {loss:.4}", epoch + 1));
-        }
-        Event::Evaluated {
-            step,
-            epoch,
-            accuracy,
-            best,
-        } => say(format!(
-            "after {epoch} epochs (step {step}): dev accuracy {:.2}%{}",
-            100.0 * accuracy,
-            if *best { " (a new best/)" } else { "" }
-        )),
-    });
-    pb.finish_and_clear();
-    let s = summary?;
-    println!(
-        "stopped at step {}{}; {:.0} sentences/s; dev accuracy {:.2}% (best {:.2}%)",
-        s.steps,
-        if s.interrupted { " (interrupted)" } else { "" },
-        s.sentences_per_s,
-        100.0 * s.dev_accuracy,
-        100.0 * s.best_accuracy
-    );
-    println!("checkpoints: {0}/last, {0}/best", opts.out.display());
+    let ui = EpochUi::new("train-classify", budget);
+    let s = classify::train(
+        &opts,
+        stop_flag(),
+        &mut |a, step, params, batches| ui.started(a, step, params, batches),
+        &mut |e| ui.event(e),
+    )?;
+    ui.finish(&s, "sentences", &opts.out);
     Ok(ExitCode::SUCCESS)
 }
 

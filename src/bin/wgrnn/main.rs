@@ -9,12 +9,15 @@
 //!   Kneser-Ney baseline (`lm.rs`).
 //! - `wgrnn train-classify`, `classify`, `eval-classify`: sentence classification
 //!   (`classify.rs`).
+//! - `wgrnn train-tagger`, `tag`, `eval-tagger`: part-of-speech tagging (`tagger.rs`).
 //!
 //! Exit status: 0 success, 1 runtime failure (no adapter, device error), 2 bad input or usage.
 
 mod classify;
 mod engine;
 mod lm;
+mod progress;
+mod tagger;
 
 use std::process::ExitCode;
 
@@ -179,6 +182,13 @@ enum Cmd {
     Classify(classify::ClassifyArgs),
     /// Accuracy of a classifier on a labelled file.
     EvalClassify(classify::EvalArgs),
+    /// Train a part-of-speech tagger on CoNLL-U (UPOS), with character-level word features;
+    /// checkpoints in --out/last and --out/best, metrics.csv, curves.png.
+    TrainTagger(tagger::TrainArgs),
+    /// Tag CoNLL-U from stdin (plain or gzip): column 4 filled, every other byte kept.
+    Tag(tagger::TagArgs),
+    /// Accuracy of a tagger on a CoNLL-U file (also on unseen words, and the baseline).
+    EvalTagger(tagger::EvalArgs),
     /// Run a forward pass on the GPU; print throughput and agreement with the CPU reference.
     Forward {
         #[command(flatten)]
@@ -224,6 +234,9 @@ fn main() -> ExitCode {
         Cmd::TrainClassify(a) => classify::cmd_train(a),
         Cmd::Classify(a) => classify::cmd_classify(a),
         Cmd::EvalClassify(a) => classify::cmd_eval(a),
+        Cmd::TrainTagger(a) => tagger::cmd_train(a),
+        Cmd::Tag(a) => tagger::cmd_tag(a),
+        Cmd::EvalTagger(a) => tagger::cmd_eval(a),
         Cmd::Forward {
             shape,
             reps,

@@ -1,0 +1,275 @@
+//! The training loop of the epoch-based families (classifier, tagger): steps over a batch order
+//! that is a function of (seed, epoch), an evaluation on the dev set and checkpoints (`last/`,
+//! and `best/` on a new best score) at every epoch end and at the end of the run, the budget
+//! (`--epochs` or `--minutes`, the final evaluation and checkpoint included), Ctrl-C, and
+//! `metrics.csv` with a PNG of the curves. A family implements [`EpochTrainer`].
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::metrics::{Metrics, Row};
+use crate::context::Context;
+use crate::error::{Error, Result};
+
+/// How long a run lasts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Budget {
+    /// Until this many epochs in total (a resumed run counts the epochs it had).
+    Epochs(u64),
+    /// This many minutes of wall time for the whole command, final evaluation and checkpoint
+    /// included.
+    Minutes(f64),
+}
+
+/// What a family's trainer provides to [`run`].
+pub trait EpochTrainer {
+    /// One optimiser step on the next batch (one submission); its mean loss.
+    fn train_step(&mut self, ctx: &Context) -> Result<f32>;
+    /// Steps taken.
+    fn step(&self) -> u64;
+    /// Completed epochs, and batches taken in the epoch in progress.
+    fn position(&self) -> (u64, usize);
+    /// Batches per epoch.
+    fn batches_per_epoch(&self) -> usize;
+    /// Items (sentences) per batch, for the speed column.
+    fn batch_size(&self) -> usize;
+    /// The dev score, higher is better (accuracy).
+    fn evaluate(&self, ctx: &Context) -> Result<f64>;
+    /// Writes a checkpoint folder with `extra` merged into its config.json.
+    fn save(&self, ctx: &Context, dir: &Path, extra: Value) -> Result<()>;
+}
+
+/// What [`run`] reports as it goes.
+#[derive(Clone, Debug)]
+pub enum Event {
+    /// A step finished.
+    Step {
+        /// Steps taken.
+        step: u64,
+        /// Completed epochs.
+        epoch: u64,
+        /// Its loss.
+        loss: f32,
+        /// Seconds since the command started.
+        elapsed: f64,
+    },
+    /// An evaluation (and checkpoint) finished.
+    Evaluated {
+        /// Steps taken.
+        step: u64,
+        /// Completed epochs.
+        epoch: u64,
+        /// The dev score.
+        score: f64,
+        /// Whether `best/` was written.
+        best: bool,
+    },
+}
+
+/// What [`run`] did.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    /// Steps taken in total.
+    pub steps: u64,
+    /// The dev score at the end.
+    pub score: f64,
+    /// The best dev score of the run (`best/`).
+    pub best: f64,
+    /// Training items per second.
+    pub items_per_s: f64,
+    /// Whether Ctrl-C stopped it.
+    pub interrupted: bool,
+}
+
+/// How [`run`] names things in `metrics.csv` and the PNG.
+pub struct Curves<'a> {
+    /// The CSV header (4 columns: step, train loss, the score, items per second).
+    pub header: &'a str,
+    /// The PNG's file name in the output folder.
+    pub png: &'a str,
+    /// Its title.
+    pub title: &'a str,
+    /// The score curve's label.
+    pub score: &'a str,
+}
+
+/// Trains `tr` in `out` until the budget or `stop`, evaluating and checkpointing at every epoch
+/// end and at the end; `best` is the best score so far (from a resumed checkpoint).
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    ctx: &Context,
+    tr: &mut dyn EpochTrainer,
+    out: &Path,
+    budget: Budget,
+    mut best: f64,
+    curves: &Curves,
+    stop: &AtomicBool,
+    on_event: &mut dyn FnMut(&Event),
+) -> Result<Summary> {
+    let start = Instant::now();
+    let metrics_path = out.join("metrics.csv");
+    let mut metrics = Metrics::read_csv(&metrics_path, tr.step())?;
+    let end = match budget {
+        Budget::Minutes(m) => Some(start + Duration::from_secs_f64(m * 60.0)),
+        Budget::Epochs(_) => None,
+    };
+    let first = tr.step();
+    let (mut train_secs, mut eval_secs) = (0.0f64, 1.0f64);
+    let mut window = (0.0f64, 0u64, 0.0f64);
+    let mut log = Log {
+        ctx,
+        out,
+        curves,
+        metrics: &mut metrics,
+        metrics_path: &metrics_path,
+    };
+    let mut interrupted = false;
+    let mut last_eval_step = None;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            interrupted = true;
+            break;
+        }
+        let (epoch, batch) = tr.position();
+        let done = epoch + u64::from(batch >= tr.batches_per_epoch());
+        if let Budget::Epochs(n) = budget
+            && done >= n
+        {
+            break;
+        }
+        if let Some(end) = end {
+            let per = match tr.step() - first {
+                0 => 0.0,
+                n => train_secs / n as f64,
+            };
+            if Instant::now() + Duration::from_secs_f64(eval_secs + per + 1.0) >= end {
+                break;
+            }
+        }
+        let t0 = Instant::now();
+        let loss = tr.train_step(ctx)?;
+        let dt = t0.elapsed().as_secs_f64();
+        if !loss.is_finite() {
+            return Err(Error::Diverged(format!(
+                "the training loss is {loss} at step {}; the last checkpoint is kept",
+                tr.step()
+            )));
+        }
+        train_secs += dt;
+        window.0 += loss as f64;
+        window.1 += 1;
+        window.2 += dt;
+        let (epoch, batch) = tr.position();
+        on_event(&Event::Step {
+            step: tr.step(),
+            epoch,
+            loss,
+            elapsed: start.elapsed().as_secs_f64(),
+        });
+        if batch == tr.batches_per_epoch() {
+            let (score, b, secs) = log.evaluate(&*tr, &mut best, &mut window)?;
+            eval_secs = secs;
+            last_eval_step = Some(tr.step());
+            on_event(&Event::Evaluated {
+                step: tr.step(),
+                epoch: epoch + 1,
+                score,
+                best: b,
+            });
+        }
+    }
+    if tr.step() == 0 {
+        return Err(Error::config(
+            "training stopped before its first step (budget too small): nothing was saved",
+        ));
+    }
+    let score = match (last_eval_step, metrics_last(log.metrics, tr.step())) {
+        (Some(s), Some(v)) if s == tr.step() => v,
+        _ => {
+            let (score, b, _) = log.evaluate(&*tr, &mut best, &mut window)?;
+            let (epoch, batch) = tr.position();
+            on_event(&Event::Evaluated {
+                step: tr.step(),
+                epoch: epoch + u64::from(batch >= tr.batches_per_epoch()),
+                score,
+                best: b,
+            });
+            score
+        }
+    };
+    Ok(Summary {
+        steps: tr.step(),
+        score,
+        best,
+        items_per_s: ((tr.step() - first) as usize * tr.batch_size()) as f64 / train_secs.max(1e-9),
+        interrupted,
+    })
+}
+
+/// Evaluation and its records: metrics, checkpoints, the PNG.
+struct Log<'a> {
+    ctx: &'a Context,
+    out: &'a Path,
+    curves: &'a Curves<'a>,
+    metrics: &'a mut Metrics,
+    metrics_path: &'a Path,
+}
+
+impl Log<'_> {
+    /// Evaluates, adds the metrics row (the mean loss and speed since the previous row), writes
+    /// `last/` (and `best/` on a new best), the CSV and the PNG; returns the score, whether it
+    /// was a new best and the seconds it all took.
+    fn evaluate(
+        &mut self,
+        tr: &dyn EpochTrainer,
+        best: &mut f64,
+        window: &mut (f64, u64, f64),
+    ) -> Result<(f64, bool, f64)> {
+        let t0 = Instant::now();
+        let score = tr.evaluate(self.ctx)?;
+        let is_best = score > *best;
+        if is_best {
+            *best = score;
+        }
+        let (sum, steps, secs) = std::mem::take(window);
+        self.metrics.rows.retain(|r| r.step != tr.step());
+        self.metrics.rows.push(Row {
+            step: tr.step(),
+            train_loss: if steps > 0 {
+                sum / steps as f64
+            } else {
+                f64::NAN
+            },
+            val_loss: Some(score),
+            tokens_per_s: if secs > 0.0 {
+                (steps as usize * tr.batch_size()) as f64 / secs
+            } else {
+                0.0
+            },
+        });
+        let extra = json!({"dev_score": score, "best_dev_score": *best});
+        tr.save(self.ctx, &self.out.join("last"), extra.clone())?;
+        if is_best {
+            tr.save(self.ctx, &self.out.join("best"), extra)?;
+        }
+        self.metrics
+            .write_csv(self.metrics_path, self.curves.header)?;
+        self.metrics.plot(
+            &self.out.join(self.curves.png),
+            self.curves.title,
+            "loss (nats) / accuracy",
+            self.curves.score,
+        )?;
+        Ok((score, is_best, t0.elapsed().as_secs_f64()))
+    }
+}
+
+fn metrics_last(m: &Metrics, step: u64) -> Option<f64> {
+    m.rows
+        .last()
+        .filter(|r| r.step == step)
+        .and_then(|r| r.val_loss)
+}
