@@ -102,6 +102,87 @@ impl Counts {
     }
 }
 
+/// Free pooled bytes kept for reuse; beyond this the oldest free buffers are released.
+pub const POOL_FREE_BYTES: u64 = 512 << 20;
+
+/// The pool's size class of a request: 16-byte multiples up to 4 KiB, then the next of
+/// 2^k, 1.25 2^k, 1.5 2^k, 1.75 2^k.
+fn size_class(bytes: u64) -> u64 {
+    let b = bytes.max(16).div_ceil(16) * 16;
+    if b <= 4096 {
+        return b;
+    }
+    let p = 1u64 << (63 - b.leading_zeros()); // the power of two at or below b
+    let step = p / 4;
+    b.div_ceil(step) * step
+}
+
+/// Pooled buffers by size class, each list oldest first, and the bytes they hold.
+#[derive(Default)]
+struct Pool {
+    by_size: HashMap<u64, Vec<Arc<wgpu::Buffer>>>,
+    bytes: u64,
+    /// Insertion counter (for "oldest first").
+    order: Vec<(u64, std::sync::Weak<wgpu::Buffer>)>,
+}
+
+impl Pool {
+    /// A buffer of `size` nobody else holds.
+    fn take(&mut self, size: u64) -> Option<Arc<wgpu::Buffer>> {
+        self.by_size
+            .get(&size)?
+            .iter()
+            .find(|b| Arc::strong_count(b) == 1)
+            .cloned()
+    }
+
+    fn insert(&mut self, b: Arc<wgpu::Buffer>) {
+        self.bytes += b.size();
+        self.order.push((b.size(), Arc::downgrade(&b)));
+        self.by_size.entry(b.size()).or_default().push(b);
+        let free: u64 = self
+            .by_size
+            .values()
+            .flatten()
+            .filter(|b| Arc::strong_count(b) == 1)
+            .map(|b| b.size())
+            .sum();
+        if free > POOL_FREE_BYTES {
+            self.release_free(POOL_FREE_BYTES);
+        }
+    }
+
+    /// Releases free buffers, oldest first, until at most `keep` free bytes remain.
+    fn release_free(&mut self, keep: u64) {
+        let mut free: u64 = self
+            .by_size
+            .values()
+            .flatten()
+            .filter(|b| Arc::strong_count(b) == 1)
+            .map(|b| b.size())
+            .sum();
+        let mut drop_ptrs = std::collections::HashSet::new();
+        for (size, w) in &self.order {
+            if free <= keep {
+                break;
+            }
+            if let Some(b) = w.upgrade()
+                && Arc::strong_count(&b) == 2
+            {
+                // Held only by the pool (and this upgrade).
+                drop_ptrs.insert(Arc::as_ptr(&b));
+                free -= size;
+            }
+        }
+        for list in self.by_size.values_mut() {
+            list.retain(|b| !drop_ptrs.contains(&Arc::as_ptr(b)));
+        }
+        self.by_size.retain(|_, l| !l.is_empty());
+        self.order.retain(|(_, w)| w.strong_count() > 0);
+        self.bytes = self.by_size.values().flatten().map(|b| b.size()).sum();
+    }
+}
+
 /// The GPU context. Create one per process and share it (`&Context` is `Sync`).
 pub struct Context {
     pub(crate) device: wgpu::Device,
@@ -114,7 +195,7 @@ pub struct Context {
     pub(crate) pipelines: Mutex<HashMap<PipelineKey, Arc<Pipeline>>>,
     /// Parsed shader modules, one per kernel family (pipelines of a family share it).
     pub(crate) modules: Mutex<HashMap<crate::shaders::Shader, Arc<wgpu::ShaderModule>>>,
-    pool: Mutex<Vec<Arc<wgpu::Buffer>>>,
+    pool: Mutex<Pool>,
     /// The uniform buffer holding every dispatch's parameters (see `encoder.rs`).
     pub(crate) params: Mutex<Option<wgpu::Buffer>>,
     pub(crate) uncaptured: Arc<Mutex<Vec<String>>>,
@@ -285,7 +366,7 @@ impl Context {
             variant,
             pipelines: Mutex::new(HashMap::new()),
             modules: Mutex::new(HashMap::new()),
-            pool: Mutex::new(Vec::new()),
+            pool: Mutex::new(Pool::default()),
             params: Mutex::new(None),
             uncaptured,
             counters: Counters::default(),
@@ -518,24 +599,23 @@ impl Context {
         Ok(())
     }
 
-    /// A storage buffer of at least `bytes`, reused from the pool when one of that size is no
-    /// longer held by anybody. Its content is undefined: every kernel writes what it reads.
+    /// A storage buffer of at least `bytes`, reused from the pool when one of its size class
+    /// is no longer held by anybody. Sizes are rounded up to classes (steps of a quarter of a
+    /// power of two, at most 25% more), so the varying shapes of bucketed batches reuse
+    /// buffers; free buffers beyond [`POOL_FREE_BYTES`] are released, oldest first. The
+    /// content is undefined: every kernel writes what it reads.
     pub(crate) fn alloc(&self, name: &str, bytes: u64) -> Result<Arc<wgpu::Buffer>> {
-        let size = bytes.max(16).div_ceil(16) * 16;
-        self.check_binding_size(name, size)?;
-        {
-            let pool = self
-                .pool
+        self.check_binding_size(name, bytes)?;
+        let size = size_class(bytes).min(self.max_tensor_bytes().div_ceil(16) * 16);
+        let lock = || {
+            self.pool
                 .lock()
-                .map_err(|_| Error::Device("poisoned lock".into()))?;
-            if let Some(b) = pool
-                .iter()
-                .find(|b| b.size() == size && Arc::strong_count(b) == 1)
-            {
-                return Ok(b.clone());
-            }
+                .map_err(|_| Error::Device("poisoned lock".into()))
+        };
+        if let Some(b) = lock()?.take(size) {
+            return Ok(b);
         }
-        let buf = self.scoped(|| {
+        let buf = Arc::new(self.scoped(|| {
             self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(name),
                 size,
@@ -544,28 +624,21 @@ impl Context {
                     | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             })
-        })?;
-        let buf = Arc::new(buf);
-        self.pool
-            .lock()
-            .map_err(|_| Error::Device("poisoned lock".into()))?
-            .push(buf.clone());
+        })?);
+        lock()?.insert(buf.clone());
         Ok(buf)
     }
 
     /// Releases pooled buffers nobody holds (their memory returns to the driver).
     pub fn trim_pool(&self) {
         if let Ok(mut pool) = self.pool.lock() {
-            pool.retain(|b| Arc::strong_count(b) > 1);
+            pool.release_free(0);
         }
     }
 
     /// Bytes currently held by the buffer pool (in use or free).
     pub fn pool_bytes(&self) -> u64 {
-        self.pool
-            .lock()
-            .map(|p| p.iter().map(|b| b.size()).sum())
-            .unwrap_or(0)
+        self.pool.lock().map(|p| p.bytes).unwrap_or(0)
     }
 }
 
@@ -573,6 +646,19 @@ impl Context {
 mod tests {
     use super::persistent_auto;
     use wgpu::DeviceType::{Cpu, DiscreteGpu};
+
+    #[test]
+    fn size_classes_waste_at_most_a_quarter() {
+        use super::size_class;
+        assert_eq!(size_class(1), 16);
+        assert_eq!(size_class(4096), 4096);
+        assert_eq!(size_class(4097), 5120);
+        assert_eq!(size_class(5121), 6144);
+        for b in [4097u64, 10_000, 123_457, 1 << 20, (1 << 20) + 1, 99_999_999] {
+            let c = size_class(b);
+            assert!(c >= b && c % 16 == 0 && (c - b) * 4 <= b, "{b} -> {c}");
+        }
+    }
 
     #[test]
     fn single_workgroup_rule() {
