@@ -108,15 +108,15 @@ impl Default for ClassifyConfig {
     /// The defaults of `train-classify` (docs/RESULTS.md has what they reach).
     fn default() -> Self {
         ClassifyConfig {
-            mode: "lstm".into(),
+            mode: "gru".into(),
             layers: 1,
             hidden: 64,
             embed: 64,
             bidirectional: true,
             pool: Pool::Max,
             dropout: 0.5,
-            word_dropout: 0.1,
-            min_count: 1,
+            word_dropout: 0.2,
+            min_count: 2,
             batch: 32,
             lr: 2e-3,
             clip: 5.0,
