@@ -6,9 +6,9 @@
 //! and empty nodes (`1.1`) have ten columns too but are not words; comments start with `#`;
 //! a blank line ends a sentence. Anything else is an error naming the file and line.
 
-use std::io::Read;
 use std::path::Path;
 
+use super::corpus::read_maybe_gz;
 use crate::error::{Error, Result};
 
 /// One word of a sentence.
@@ -71,41 +71,6 @@ fn classify(line: &str, n: usize, path: &str) -> Result<Kind> {
     Err(bad(format!(
         "ID {id:?} is not an integer, a range a-b or a decimal a.b"
     )))
-}
-
-/// Reads `path` (plain or gzip) as text.
-fn read_maybe_gz(path: &Path) -> Result<String> {
-    let p = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| Error::Io {
-        path: p.clone(),
-        source: e,
-    })?;
-    decode(&p, bytes)
-}
-
-/// The text of a CoNLL-U file's bytes, gunzipped when they start with gzip's magic bytes;
-/// `name` names the input in errors.
-pub fn decode(name: &str, bytes: Vec<u8>) -> Result<String> {
-    let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(&bytes[..])
-            .read_to_end(&mut out)
-            .map_err(|e| Error::Format {
-                path: name.to_string(),
-                problem: format!("not a valid gzip file: {e}"),
-            })?;
-        out
-    } else {
-        bytes
-    };
-    String::from_utf8(bytes).map_err(|e| {
-        let at = e.utf8_error().valid_up_to();
-        let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
-        Error::Format {
-            path: name.to_string(),
-            problem: format!("line {line}: not valid UTF-8"),
-        }
-    })
 }
 
 /// Parses CoNLL-U `text` (from `path`, for messages).

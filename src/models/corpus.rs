@@ -7,6 +7,7 @@
 //! every validation token after the first is predicted, so `N_val - 1` tokens are scored.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -133,6 +134,41 @@ pub struct Corpus {
     pub train: Vec<u32>,
     /// The validation ids (the rest), scored as one stream.
     pub valid: Vec<u32>,
+}
+
+/// Reads `path` (plain or gzip) as text.
+pub fn read_maybe_gz(path: &Path) -> Result<String> {
+    let p = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| Error::Io {
+        path: p.clone(),
+        source: e,
+    })?;
+    decode(&p, bytes)
+}
+
+/// The text of a file's bytes (UTF-8), gunzipped when they start with gzip's magic bytes;
+/// `name` names the input in errors.
+pub fn decode(name: &str, bytes: Vec<u8>) -> Result<String> {
+    let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(&bytes[..])
+            .read_to_end(&mut out)
+            .map_err(|e| Error::Format {
+                path: name.to_string(),
+                problem: format!("not a valid gzip file: {e}"),
+            })?;
+        out
+    } else {
+        bytes
+    };
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        Error::Format {
+            path: name.to_string(),
+            problem: format!("line {line}: not valid UTF-8"),
+        }
+    })
 }
 
 /// Reads `path` as UTF-8; invalid UTF-8 and an empty file are errors naming the file and line.

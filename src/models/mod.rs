@@ -7,11 +7,13 @@
 //! - [`classify`]: sentence classification (many-to-one, bidirectional, pooled over lengths).
 //! - [`tagger`]: part-of-speech tagging (many-to-many) with character-level word features,
 //!   on [`conllu`] files.
+//! - [`bleu`]: corpus BLEU as sacreBLEU computes it, for translation.
 //!
 //! Shared by every family: [`corpus`] (vocabulary, split), [`checkpoint`] (the checkpoint
 //! folder layout of `../shared/notes/model-commands.md`, written atomically) and [`metrics`]
 //! (`metrics.csv` and the PNG of the curves).
 
+pub mod bleu;
 pub mod checkpoint;
 pub mod classify;
 pub mod conllu;

@@ -10,12 +10,14 @@
 //! - `wgrnn train-classify`, `classify`, `eval-classify`: sentence classification
 //!   (`classify.rs`).
 //! - `wgrnn train-tagger`, `tag`, `eval-tagger`: part-of-speech tagging (`tagger.rs`).
+//! - `wgrnn bleu`: corpus BLEU as sacreBLEU computes it (`nmt.rs`).
 //!
 //! Exit status: 0 success, 1 runtime failure (no adapter, device error), 2 bad input or usage.
 
 mod classify;
 mod engine;
 mod lm;
+mod nmt;
 mod progress;
 mod tagger;
 
@@ -189,6 +191,8 @@ enum Cmd {
     Tag(tagger::TagArgs),
     /// Accuracy of a tagger on a CoNLL-U file (also on unseen words, and the baseline).
     EvalTagger(tagger::EvalArgs),
+    /// Corpus BLEU of a hypothesis file against a reference file (sacreBLEU's defaults).
+    Bleu(nmt::BleuArgs),
     /// Run a forward pass on the GPU; print throughput and agreement with the CPU reference.
     Forward {
         #[command(flatten)]
@@ -237,6 +241,7 @@ fn main() -> ExitCode {
         Cmd::TrainTagger(a) => tagger::cmd_train(a),
         Cmd::Tag(a) => tagger::cmd_tag(a),
         Cmd::EvalTagger(a) => tagger::cmd_eval(a),
+        Cmd::Bleu(a) => nmt::cmd_bleu(a),
         Cmd::Forward {
             shape,
             reps,

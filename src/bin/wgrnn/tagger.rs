@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use wgrnn::models::conllu;
 use wgrnn::models::tagger::{self, Budget, Tagger, TaggerConfig, TrainOptions};
+use wgrnn::models::{conllu, corpus};
 use wgrnn::{Context, Error};
 
 use crate::lm::stop_flag;
@@ -139,7 +139,7 @@ pub fn cmd_tag(a: TagArgs) -> Result<ExitCode, Error> {
             path: "stdin".into(),
             source: e,
         })?;
-    let doc = conllu::parse("stdin", conllu::decode("stdin", bytes)?)?;
+    let doc = conllu::parse("stdin", corpus::decode("stdin", bytes)?)?;
     let ctx = Context::new()?;
     let (model, _) = Tagger::load(&ctx, &a.checkpoint)?;
     let out = tagger::tag_document(&ctx, &model, &doc)?;
