@@ -228,3 +228,71 @@ fn decoding_twins() {
         );
     }
 }
+
+#[test]
+fn attention_every_score() {
+    use wgrnn::nn::Score;
+    use wgrnn::reference::attention::AttentionRef;
+    // B = 3, S = 4 (lengths 4, 1, 2), T = 3, D = 5, H = 3, rank 2.
+    let (b, s, t, d, h) = (3, 4, 3, 5, 3);
+    let lens = [4, 1, 2];
+    for (k, score) in [
+        Score::Dot,
+        Score::Multiplicative,
+        Score::LowRank(2),
+        Score::Additive(2),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let seed = 40 + 10 * k as u64;
+        let w = match score {
+            Score::Dot | Score::Multiplicative => h,
+            Score::LowRank(r) | Score::Additive(r) => r,
+        };
+        let base = AttentionRef {
+            score,
+            enc: d,
+            hidden: h,
+            key: data(seed, h * d),
+            value: data(seed + 1, h * d),
+            query: (score != Score::Dot).then(|| data(seed + 2, w * h)),
+            key_proj: matches!(score, Score::LowRank(_) | Score::Additive(_))
+                .then(|| data(seed + 3, w * h)),
+            energy: matches!(score, Score::Additive(_)).then(|| data(seed + 4, w)),
+        };
+        let enc = data(seed + 5, b * s * d);
+        let st = data(seed + 6, b * t * h);
+        let dc = data(seed + 7, b * t * h);
+        let g = base.backward(&enc, &lens, &st, t, &dc);
+        let name = |n: &str| format!("attention {score} {n}");
+        check(&name("denc"), &enc, &dc, &g.denc, |x| {
+            base.forward(x, &lens, &st, t).0
+        });
+        check(&name("dstates"), &st, &dc, &g.dstates, |x| {
+            base.forward(&enc, &lens, x, t).0
+        });
+        type Field = fn(&mut AttentionRef) -> &mut Vec<f64>;
+        let mut fields: Vec<(&str, Field, &Vec<f64>)> = vec![
+            ("dkey", |a| &mut a.key, &g.dkey),
+            ("dvalue", |a| &mut a.value, &g.dvalue),
+        ];
+        if base.query.is_some() {
+            fields.push(("dquery", |a| a.query.as_mut().unwrap(), &g.dquery));
+        }
+        if base.key_proj.is_some() {
+            fields.push(("dkey_proj", |a| a.key_proj.as_mut().unwrap(), &g.dkey_proj));
+        }
+        if base.energy.is_some() {
+            fields.push(("denergy", |a| a.energy.as_mut().unwrap(), &g.denergy));
+        }
+        for (n, field, analytic) in fields {
+            let x0 = field(&mut base.clone()).clone();
+            check(&name(n), &x0, &dc, analytic, |x| {
+                let mut a = base.clone();
+                *field(&mut a) = x.to_vec();
+                a.forward(&enc, &lens, &st, t).0
+            });
+        }
+    }
+}

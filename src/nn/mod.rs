@@ -8,6 +8,7 @@
 //! | [`Dropout`] | inverted, training only | same mask |
 //! | [`softmax_cross_entropy`] | mean loss `[1]` over non-ignored rows | `dlogits [..., V]`, same pass |
 //! | [`log_softmax`] | `[..., V]` log-probabilities | |
+//! | [`Attention`] | `s [B, T, H]` over `enc [B, S, D]` -> contexts `[B, T, H]` (dot, multiplicative, low-rank, additive; masked by source length) | `ds`, `denc`, every weight |
 //!
 //! Training utilities: [`ParamStore`] (every parameter named, with its gradient; safetensors
 //! checkpoints), [`Optimizer`] (SGD, Adam, AdamW on the device), [`clip_grad_norm`].
@@ -16,6 +17,7 @@
 //! [`Recorder`](crate::Recorder), so a whole training step is one submission, and convenience
 //! functions that submit.
 
+mod attention;
 mod clip;
 mod dropout;
 mod embedding;
@@ -24,6 +26,7 @@ mod loss;
 mod optim;
 mod store;
 
+pub use attention::{Attention, AttentionGrads, AttentionSaved, Memory, MemoryGrads, Score};
 pub use clip::{clip_grad_norm, record_clip_grad_norm};
 pub use dropout::Dropout;
 pub use embedding::Embedding;

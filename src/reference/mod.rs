@@ -22,6 +22,7 @@
 //! | pool.wgsl                         | [`ops::pool_mean_forward`], [`ops::pool_max_forward`], [`ops::pool_last_forward`], [`ops::pool_backward`] |
 //! | decode.wgsl                       | [`ops::argmax`], [`ops::topk_row`], [`ops::sample_row`] with [`ops::uniform01`] |
 //! | optim.wgsl                        | [`optim::sgd_update`], [`optim::adam_update`] |
+//! | `nn::Attention` (composed)        | [`attention::AttentionRef`]                |
 
 //!
 //! [`compare`] is how every comparison against the reference is measured.
@@ -29,6 +30,7 @@
 // Index loops mirror the math (and the kernels) more plainly than iterator chains.
 #![allow(clippy::needless_range_loop)]
 
+pub mod attention;
 pub mod cells;
 pub mod compare;
 pub mod dropout;
