@@ -7,7 +7,8 @@
 //! - [`classify`]: sentence classification (many-to-one, bidirectional, pooled over lengths).
 //! - [`tagger`]: part-of-speech tagging (many-to-many) with character-level word features,
 //!   on [`conllu`] files.
-//! - [`bleu`]: corpus BLEU as sacreBLEU computes it, for translation.
+//! - [`nmt`]: translation (so far its text handling); [`bleu`]: corpus BLEU as sacreBLEU
+//!   computes it.
 //!
 //! Shared by every family: [`corpus`] (vocabulary, split), [`checkpoint`] (the checkpoint
 //! folder layout of `../shared/notes/model-commands.md`, written atomically) and [`metrics`]
@@ -22,4 +23,5 @@ pub mod epochs;
 pub mod lm;
 pub mod metrics;
 pub mod ngram;
+pub mod nmt;
 pub mod tagger;
