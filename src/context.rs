@@ -140,27 +140,24 @@ impl Pool {
         self.bytes += b.size();
         self.order.push((b.size(), Arc::downgrade(&b)));
         self.by_size.entry(b.size()).or_default().push(b);
-        let free: u64 = self
-            .by_size
-            .values()
-            .flatten()
-            .filter(|b| Arc::strong_count(b) == 1)
-            .map(|b| b.size())
-            .sum();
-        if free > POOL_FREE_BYTES {
+        if self.free_bytes() > POOL_FREE_BYTES {
             self.release_free(POOL_FREE_BYTES);
         }
     }
 
-    /// Releases free buffers, oldest first, until at most `keep` free bytes remain.
-    fn release_free(&mut self, keep: u64) {
-        let mut free: u64 = self
-            .by_size
+    /// Bytes of the pooled buffers no tensor holds.
+    fn free_bytes(&self) -> u64 {
+        self.by_size
             .values()
             .flatten()
             .filter(|b| Arc::strong_count(b) == 1)
             .map(|b| b.size())
-            .sum();
+            .sum()
+    }
+
+    /// Releases free buffers, oldest first, until at most `keep` free bytes remain.
+    fn release_free(&mut self, keep: u64) {
+        let mut free = self.free_bytes();
         let mut drop_ptrs = std::collections::HashSet::new();
         for (size, w) in &self.order {
             if free <= keep {

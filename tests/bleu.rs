@@ -3,8 +3,11 @@
 //! the 13a tokens of every line, the n-gram statistics, the score and its printed form. No GPU.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+#[path = "common/mod.rs"]
+mod common;
+
+use common::wgrnn;
 use serde_json::Value;
 use wgrnn::models::bleu::{self, BleuStats, tokenize_13a};
 
@@ -93,18 +96,6 @@ fn scores_match_sacrebleu() {
             assert_eq!(printed, e["verbose"].as_str().unwrap(), "{name} {case}");
         }
     }
-}
-
-fn wgrnn(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]

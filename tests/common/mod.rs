@@ -84,3 +84,33 @@ pub fn assert_close(what: &str, seed: u64, got: &[f32], want: &[f64], tol: f64) 
     );
     r
 }
+
+/// Runs the `wgrnn` binary with `args` and `stdin` (closed at once when absent): its exit
+/// status (-1 when killed by a signal), stdout bytes and stderr text.
+pub fn wgrnn_bytes(args: &[&str], stdin: Option<&[u8]>) -> (i32, Vec<u8>, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(s) = stdin {
+        child.stdin.take().unwrap().write_all(s).unwrap();
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// [`wgrnn_bytes`] with no stdin and stdout as text.
+pub fn wgrnn(args: &[&str]) -> (i32, String, String) {
+    let (code, out, err) = wgrnn_bytes(args, None);
+    (code, String::from_utf8_lossy(&out).into_owned(), err)
+}

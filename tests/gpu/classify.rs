@@ -2,15 +2,13 @@
 //! of the reference composition, padding invariance, a synthetic task learned by every
 //! pooling, exact resume, and the commands' error cases.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::common::gpu;
+use crate::common::{gpu, wgrnn_bytes};
 use wgrnn::models::classify::{
     Budget, Classifier, ClassifyConfig, ClassifyTrainer, Example, Pool, TrainOptions, train,
 };
@@ -370,23 +368,8 @@ fn resume_is_exact() {
 }
 
 fn wgrnn(args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(s) = stdin {
-        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let (code, out, err) = wgrnn_bytes(args, stdin.map(str::as_bytes));
+    (code, String::from_utf8_lossy(&out).into_owned(), err)
 }
 
 #[test]

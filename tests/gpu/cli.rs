@@ -3,19 +3,7 @@
 
 use std::process::Command;
 
-use crate::common::gpu;
-
-fn wgrnn(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use crate::common::{gpu, wgrnn};
 
 /// Keys the contract requires in every JSON line.
 const KEYS: [&str; 16] = [

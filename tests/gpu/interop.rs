@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use safetensors::tensor::{Dtype, TensorView};
 
@@ -59,14 +58,8 @@ fn weights_tensors(p: &RnnParams) -> Vec<T> {
 }
 
 fn wgrnn(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let (code, _, err) = crate::common::wgrnn(args);
+    (code, err)
 }
 
 fn run(dir: &Path, backend: &str, extra: &[&str]) -> (i32, String) {

@@ -3,10 +3,9 @@
 //! resume, sampling, and the commands' error cases.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::AtomicBool;
 
-use crate::common::gpu;
+use crate::common::{gpu, wgrnn};
 use wgrnn::RnnParams;
 use wgrnn::models::corpus::Corpus;
 use wgrnn::models::lm::{
@@ -370,18 +369,6 @@ fn sampling_is_reproducible_and_greedy_is_argmax() {
         .sample(ctx, &prime, &o, &mut |c| seen.extend_from_slice(c))
         .unwrap();
     assert_eq!(seen, all);
-}
-
-fn wgrnn(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// Bad input gets one line naming the problem and exit status 2, and writes nothing.

@@ -13,6 +13,7 @@ mod interop;
 mod layers;
 mod lm;
 mod loss;
+mod nmt;
 mod ops;
 mod optim;
 mod review;

@@ -5,13 +5,12 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
 
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::common::gpu;
+use crate::common::{gpu, wgrnn_bytes as wgrnn};
 use wgrnn::models::conllu::Word;
 use wgrnn::models::corpus::Vocab;
 use wgrnn::models::tagger::{
@@ -399,26 +398,6 @@ fn resume_is_exact() {
         assert!(a == b, "{f} differs between the resumed and the one-go run");
     }
     let _ = std::fs::remove_dir_all(&d);
-}
-
-fn wgrnn(args: &[&str], stdin: Option<&[u8]>) -> (i32, Vec<u8>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(s) = stdin {
-        child.stdin.take().unwrap().write_all(s).unwrap();
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        out.stdout,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]

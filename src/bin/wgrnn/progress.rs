@@ -69,7 +69,8 @@ impl EpochUi {
                 score,
                 best,
             } => self.say(format!(
-                "after {epoch} epochs (step {step}): dev accuracy {:.2}%{}",
+                "after {epoch} epoch{} (step {step}): dev accuracy {:.2}%{}",
+                if *epoch == 1 { "" } else { "s" },
                 100.0 * score,
                 if *best { " (a new best/)" } else { "" }
             )),

@@ -2,4 +2,5 @@
 //! vocabularies and the parallel corpus; the attention layer is [`crate::nn::Attention`] and
 //! the score [`super::bleu`].
 
+pub mod model;
 pub mod text;

@@ -1,0 +1,706 @@
+//! The attentional encoder-decoder: model, one training step (teacher forcing, one
+//! submission) and greedy decoding on the device.
+//!
+//! Per batch of B sentence pairs (sources of up to S tokens plus `</s>`, targets of up to
+//! T - 1 tokens), all recorded into one submission:
+//!   x = src_embedding(src)                        [S, B, E]
+//!   enc, h_n = encoder(x, source lengths)         [S, B, 2H], [2L, B, H]  (bidirectional)
+//!   h0 = tanh(bridge_h [h_n fwd; h_n bwd] + b)    [L, B, H]   (c0 likewise for an LSTM)
+//!   s = decoder(tgt_embedding(<s> y), h0)         [T, B, H]   (one whole-sequence call)
+//!   a = attention(s over enc, source lengths)     [B, T, H]   (`nn::Attention`; none: absent)
+//!   o = tanh(combine [a; s] + b)                  [B*T, H]
+//!   logits = output(dropout(o))                   [B*T, V]    -> cross-entropy with y </s>,
+//!                                                               padded positions ignored
+//! Time-major RNN states become batch-major for attention by a row gather (whose backward is
+//! the deterministic scatter-add), so attention runs as batched matrix products.
+
+use super::text::{BOS_ID, EOS_ID, PAD_ID};
+use crate::HostTensor;
+use crate::context::Context;
+use crate::encoder::Recorder;
+use crate::error::{Error, Result};
+use crate::nn::{
+    AdamConfig, Attention, AttentionGrads, AttentionSaved, CeOutput, Dropout, Embedding, Linear,
+    LinearGrads, Memory, MemoryGrads, Optimizer, ParamStore, Score, record_softmax_cross_entropy,
+    targets,
+};
+use crate::ops::{self, AsView};
+use crate::rnn::{ForwardInputs, ForwardState, LayerParams, Mode, Rnn, RnnConfig, Upstream};
+use crate::tensor::{DType, Tensor};
+
+/// The ignore index of padded target positions.
+pub const IGNORE: u32 = u32::MAX;
+/// The dropout hash stream before the output layer.
+const OUTPUT_DROPOUT_STREAM: u32 = 2000;
+
+/// Sizes and the attention of a model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Seq2SeqConfig {
+    /// `lstm` or `gru`.
+    pub mode: String,
+    /// Layers of the encoder and of the decoder.
+    pub layers: usize,
+    /// Hidden size H of each encoder direction and of the decoder.
+    pub hidden: usize,
+    /// Embedding size E of both languages.
+    pub embed: usize,
+    /// `dot`, `multiplicative`, `low-rank`, `additive` or `none`.
+    pub attention: String,
+    /// The rank of `low-rank`, the attention size of `additive`.
+    pub attention_rank: usize,
+    /// Dropout between layers and before the output layer.
+    pub dropout: f32,
+    /// Seed of the initialisation.
+    pub seed: u64,
+}
+
+impl Seq2SeqConfig {
+    /// The attention score, `None` for `none`.
+    pub fn score(&self) -> Result<Option<Score>> {
+        if self.attention == "none" {
+            return Ok(None);
+        }
+        Score::parse(&self.attention, self.attention_rank).map(Some)
+    }
+
+    fn mode(&self) -> Result<Mode> {
+        let m = Mode::parse(&self.mode)?;
+        if !matches!(m, Mode::Lstm | Mode::Gru) {
+            return Err(Error::config(format!(
+                "--mode {}: translation takes lstm or gru",
+                self.mode
+            )));
+        }
+        Ok(m)
+    }
+
+    fn rnn(&self, input: usize, bidirectional: bool) -> Result<RnnConfig> {
+        let c = RnnConfig::new(self.mode()?, input, self.hidden)
+            .layers(self.layers)
+            .bidirectional(bidirectional)
+            .dropout(self.dropout);
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+/// The model's parameters.
+pub struct Seq2Seq {
+    /// Its configuration.
+    pub config: Seq2SeqConfig,
+    /// `src_embedding.weight [Vs, E]`.
+    pub src_embedding: Embedding,
+    /// Bidirectional encoder stack.
+    pub encoder: Rnn,
+    /// `bridge_h [H, 2H]` with bias.
+    pub bridge_h: Linear,
+    /// `bridge_c [H, 2H]` with bias (LSTM only).
+    pub bridge_c: Option<Linear>,
+    /// `tgt_embedding.weight [Vt, E]`.
+    pub tgt_embedding: Embedding,
+    /// Unidirectional decoder stack.
+    pub decoder: Rnn,
+    /// Attention over the encoder states (absent for `none`).
+    pub attention: Option<Attention>,
+    /// `combine [H, 2H]` (`[H, H]` without attention) with bias.
+    pub combine: Linear,
+    /// `output [Vt, H]` with bias.
+    pub output: Linear,
+    dropout: Dropout,
+}
+
+/// Gradients of every parameter, laid out like them.
+pub struct Seq2SeqGrads {
+    /// Of `src_embedding`.
+    pub src_embedding: Tensor,
+    /// Of `encoder`.
+    pub encoder: Vec<LayerParams>,
+    /// Of `bridge_h`.
+    pub bridge_h: LinearGrads,
+    /// Of `bridge_c`.
+    pub bridge_c: Option<LinearGrads>,
+    /// Of `tgt_embedding`.
+    pub tgt_embedding: Tensor,
+    /// Of `decoder`.
+    pub decoder: Vec<LayerParams>,
+    /// Of `attention`.
+    pub attention: Option<AttentionGrads>,
+    /// Of `combine`.
+    pub combine: LinearGrads,
+    /// Of `output`.
+    pub output: LinearGrads,
+}
+
+/// A batch on the device.
+pub struct Batch {
+    /// Source ids `[S, B]` (each source followed by `</s>`, padded with `<pad>`).
+    pub src: Tensor,
+    /// Source lengths (with `</s>`).
+    pub src_lengths: Vec<usize>,
+    src_lengths_t: Tensor,
+    /// Decoder inputs `[T, B]`: `<s>` then the target.
+    pub tgt_in: Tensor,
+    /// Targets `[B*T]`, batch-major: the target then `</s>`, padded with [`IGNORE`].
+    pub tgt_out: Tensor,
+    /// S and T.
+    pub dims: (usize, usize),
+    /// Row `b*S + s` of the batch-major encoder states is row `s*B + b` of the time-major ones.
+    src_rows: Tensor,
+    /// Row `b*T + t` of the batch-major decoder states is row `t*B + b` of the time-major ones.
+    tgt_rows: Tensor,
+    /// Rows of the forward and the reverse direction of each layer in `h_n` (`[L*B]` each).
+    bridge_rows: (Tensor, Tensor),
+}
+
+/// What one forward keeps for the backward.
+struct Saved {
+    enc: ForwardState,
+    dec: ForwardState,
+    bridge_in: Tensor,
+    h0: Tensor,
+    bridge_c_in: Option<Tensor>,
+    c0: Option<Tensor>,
+    mem: Option<Memory>,
+    att: Option<AttentionSaved>,
+    cat: Tensor,
+    hid: Tensor,
+    hd: Tensor,
+}
+
+/// `idx[b * n + i] = i * batch + b`: batch-major rows of a time-major `[n, batch, ...]`.
+fn batch_major_rows(n: usize, batch: usize) -> Vec<u32> {
+    (0..batch)
+        .flat_map(|b| (0..n).map(move |i| (i * batch + b) as u32))
+        .collect()
+}
+
+impl Seq2Seq {
+    /// A fresh model for vocabularies of `src_vocab` and `tgt_vocab` tokens, PyTorch's
+    /// initialisation from `config.seed`.
+    pub fn new(
+        ctx: &Context,
+        src_vocab: usize,
+        tgt_vocab: usize,
+        config: &Seq2SeqConfig,
+    ) -> Result<Seq2Seq> {
+        let (h, e, s) = (config.hidden, config.embed, config.seed.wrapping_mul(11));
+        let lstm = config.mode()? == Mode::Lstm;
+        let attention = match config.score()? {
+            Some(sc) => Some(Attention::random(ctx, sc, 2 * h, h, s + 6)?),
+            None => None,
+        };
+        let cat = if attention.is_some() { 2 * h } else { h };
+        Ok(Seq2Seq {
+            src_embedding: Embedding::random(ctx, src_vocab, e, Some(PAD_ID), s)?,
+            encoder: Rnn::random(ctx, &config.rnn(e, true)?, s + 1)?,
+            bridge_h: Linear::random(ctx, 2 * h, h, true, s + 2)?,
+            bridge_c: if lstm {
+                Some(Linear::random(ctx, 2 * h, h, true, s + 3)?)
+            } else {
+                None
+            },
+            tgt_embedding: Embedding::random(ctx, tgt_vocab, e, Some(PAD_ID), s + 4)?,
+            decoder: Rnn::random(ctx, &config.rnn(e, false)?, s + 5)?,
+            attention,
+            combine: Linear::random(ctx, cat, h, true, s + 7)?,
+            output: Linear::random(ctx, h, tgt_vocab, true, s + 8)?,
+            dropout: Dropout::new(config.dropout, OUTPUT_DROPOUT_STREAM)?,
+            config: config.clone(),
+        })
+    }
+
+    /// Zeroed gradients of every parameter.
+    pub fn zero_grads(&self, ctx: &Context) -> Result<Seq2SeqGrads> {
+        Ok(Seq2SeqGrads {
+            src_embedding: self.src_embedding.zero_grad(ctx)?,
+            encoder: self.encoder.zero_grads(ctx)?,
+            bridge_h: self.bridge_h.zero_grads(ctx)?,
+            bridge_c: self
+                .bridge_c
+                .as_ref()
+                .map(|l| l.zero_grads(ctx))
+                .transpose()?,
+            tgt_embedding: self.tgt_embedding.zero_grad(ctx)?,
+            decoder: self.decoder.zero_grads(ctx)?,
+            attention: self
+                .attention
+                .as_ref()
+                .map(|a| a.zero_grads(ctx))
+                .transpose()?,
+            combine: self.combine.zero_grads(ctx)?,
+            output: self.output.zero_grads(ctx)?,
+        })
+    }
+
+    /// Registers every parameter with its gradient under PyTorch-style names:
+    /// `src_embedding.weight`, `encoder.*` (nn.LSTM's names), `bridge_h.*`, `bridge_c.*`,
+    /// `tgt_embedding.weight`, `decoder.*`, `attention.*`, `combine.*`, `output.*`.
+    pub fn register(&self, store: &mut ParamStore, g: &Seq2SeqGrads) -> Result<()> {
+        self.src_embedding
+            .register(store, "src_embedding", &g.src_embedding)?;
+        store.add_rnn("encoder", &self.encoder, &g.encoder)?;
+        self.bridge_h.register(store, "bridge_h", &g.bridge_h)?;
+        if let (Some(l), Some(lg)) = (&self.bridge_c, &g.bridge_c) {
+            l.register(store, "bridge_c", lg)?;
+        }
+        self.tgt_embedding
+            .register(store, "tgt_embedding", &g.tgt_embedding)?;
+        store.add_rnn("decoder", &self.decoder, &g.decoder)?;
+        if let (Some(a), Some(ag)) = (&self.attention, &g.attention) {
+            a.register(store, "attention", ag)?;
+        }
+        self.combine.register(store, "combine", &g.combine)?;
+        self.output.register(store, "output", &g.output)
+    }
+
+    /// The target vocabulary size.
+    pub fn tgt_vocab(&self) -> usize {
+        self.output.fan_out()
+    }
+
+    /// The device batch of `pairs` (source ids, target ids; neither with specials). Every
+    /// source must be non-empty.
+    pub fn batch(&self, ctx: &Context, pairs: &[(&[u32], &[u32])]) -> Result<Batch> {
+        let b = pairs.len();
+        if b == 0 || pairs.iter().any(|(s, _)| s.is_empty()) {
+            return Err(Error::config("a batch needs at least one non-empty source"));
+        }
+        let s = pairs.iter().map(|(x, _)| x.len() + 1).max().unwrap_or(1);
+        let t = pairs.iter().map(|(_, y)| y.len() + 1).max().unwrap_or(1);
+        let mut src = vec![PAD_ID; s * b];
+        let mut tin = vec![PAD_ID; t * b];
+        let mut tout = vec![IGNORE; b * t];
+        for (j, (x, y)) in pairs.iter().enumerate() {
+            for (i, &id) in x.iter().chain(&[EOS_ID]).enumerate() {
+                src[i * b + j] = id;
+            }
+            for (i, &id) in [BOS_ID].iter().chain(y.iter()).enumerate() {
+                tin[i * b + j] = id;
+            }
+            for (i, &id) in y.iter().chain(&[EOS_ID]).enumerate() {
+                tout[j * t + i] = id;
+            }
+        }
+        let src_lengths: Vec<usize> = pairs.iter().map(|(x, _)| x.len() + 1).collect();
+        let l = self.config.layers;
+        let fwd: Vec<u32> = (0..l)
+            .flat_map(|k| (0..b).map(move |j| ((2 * k) * b + j) as u32))
+            .collect();
+        let rev: Vec<u32> = fwd.iter().map(|&r| r + b as u32).collect();
+        Ok(Batch {
+            src: Tensor::from_u32(ctx, "source ids", &[s, b], &src)?,
+            src_lengths_t: ops::lengths(ctx, "source lengths", &src_lengths, s)?,
+            src_lengths,
+            tgt_in: Tensor::from_u32(ctx, "decoder inputs", &[t, b], &tin)?,
+            tgt_out: targets(ctx, &[b * t], &tout, self.tgt_vocab(), Some(IGNORE))?,
+            dims: (s, t),
+            src_rows: ops::indices(ctx, "source rows", &batch_major_rows(s, b), s * b)?,
+            tgt_rows: ops::indices(ctx, "target rows", &batch_major_rows(t, b), t * b)?,
+            bridge_rows: (
+                ops::indices(ctx, "bridge forward rows", &fwd, 2 * l * b)?,
+                ops::indices(ctx, "bridge reverse rows", &rev, 2 * l * b)?,
+            ),
+        })
+    }
+
+    /// `tanh(lin [x_fwd; x_rev] + b)` of the final states `[2L, B, H]`: `(input, output)`.
+    fn record_bridge(
+        &self,
+        rec: &mut Recorder,
+        lin: &Linear,
+        states: &Tensor,
+        bt: &Batch,
+    ) -> Result<(Tensor, Tensor)> {
+        let (l, b, h) = (self.config.layers, bt.src_lengths.len(), self.config.hidden);
+        let flat = states.reshape(&[2 * l * b, h])?;
+        let f = ops::record_gather_rows(rec, &flat, &bt.bridge_rows.0)?;
+        let r = ops::record_gather_rows(rec, &flat, &bt.bridge_rows.1)?;
+        let input = ops::record_concat(rec, &[&f, &r])?;
+        let pre = lin.record_forward(rec, &input)?;
+        let out = ops::record_tanh(rec, &pre)?.reshape(&[l, b, h])?;
+        Ok((input, out))
+    }
+
+    /// The backward of [`Self::record_bridge`] from `dout [L, B, H]`: the final states'
+    /// gradient `[2L, B, H]`.
+    #[allow(clippy::too_many_arguments)]
+    fn record_bridge_backward(
+        &self,
+        rec: &mut Recorder,
+        lin: &Linear,
+        grads: &LinearGrads,
+        input: &Tensor,
+        out: &Tensor,
+        dout: &Tensor,
+        bt: &Batch,
+    ) -> Result<Tensor> {
+        let ctx = rec.ctx();
+        let (l, b, h) = (self.config.layers, bt.src_lengths.len(), self.config.hidden);
+        let dpre = Tensor::zeros(ctx, "grad bridge pre-activation", &[l * b, h])?;
+        let out = out.reshape(&[l * b, h])?;
+        ops::record_tanh_backward(rec, &dout.reshape(&[l * b, h])?, &out, &dpre)?;
+        let din = lin.record_backward(rec, input, &dpre, grads, true)?;
+        let parts = ops::split(&din, &[h, h])?;
+        let dstates = Tensor::zeros(ctx, "grad encoder final states", &[2 * l * b, h])?;
+        let df = ops::record_copy(rec, &parts[0])?;
+        let dr = ops::record_copy(rec, &parts[1])?;
+        ops::record_gather_rows_backward(rec, &bt.bridge_rows.0, &df, &dstates)?;
+        ops::record_gather_rows_backward(rec, &bt.bridge_rows.1, &dr, &dstates)?;
+        dstates.reshape(&[2 * l, b, h])
+    }
+
+    /// The encoder side: memory for attention (if any) and the decoder's initial state.
+    #[allow(clippy::type_complexity)]
+    fn record_encode(
+        &self,
+        rec: &mut Recorder,
+        bt: &Batch,
+        seed: Option<u32>,
+    ) -> Result<(
+        Option<ForwardState>,
+        Option<Memory>,
+        (Tensor, Tensor),
+        Option<(Tensor, Tensor)>,
+    )> {
+        let train = seed.is_some();
+        let (s, b, h) = (bt.dims.0, bt.src_lengths.len(), self.config.hidden);
+        let x = self.src_embedding.record_forward(rec, &bt.src)?;
+        let inp = ForwardInputs {
+            lengths: Some(&bt.src_lengths),
+            dropout_seed: seed.unwrap_or(0),
+            ..Default::default()
+        };
+        let (out, st) = self.encoder.record_forward(rec, &x, &inp, train)?;
+        let mem = match &self.attention {
+            Some(a) => {
+                let flat = out.output.reshape(&[s * b, 2 * h])?;
+                let encb =
+                    ops::record_gather_rows(rec, &flat, &bt.src_rows)?.reshape(&[b, s, 2 * h])?;
+                Some(a.record_memory(rec, &encb, &bt.src_lengths_t)?)
+            }
+            None => None,
+        };
+        let hb = self.record_bridge(rec, &self.bridge_h, &out.h_n, bt)?;
+        let cb = match (&self.bridge_c, &out.c_n) {
+            (Some(l), Some(c)) => Some(self.record_bridge(rec, l, c, bt)?),
+            _ => None,
+        };
+        Ok((st, mem, hb, cb))
+    }
+
+    /// `[a; s]` (or `s`) -> `tanh(combine)` of batch-major decoder states `decb [B, T', H]`:
+    /// `(attention saved, cat, hid)`.
+    fn record_head(
+        &self,
+        rec: &mut Recorder,
+        mem: Option<&Memory>,
+        decb: &Tensor,
+    ) -> Result<(Option<AttentionSaved>, Tensor, Tensor)> {
+        let s = decb.shape().to_vec();
+        let rows = s[0] * s[1];
+        let flat = decb.reshape(&[rows, s[2]])?;
+        let (att, cat) = match (&self.attention, mem) {
+            (Some(a), Some(m)) => {
+                let (c, sv) = a.record_forward(rec, m, decb)?;
+                let c = c.reshape(&[rows, s[2]])?;
+                (Some(sv), ops::record_concat(rec, &[&c, &flat])?)
+            }
+            _ => (None, flat),
+        };
+        let pre = self.combine.record_forward(rec, &cat)?;
+        let hid = ops::record_tanh(rec, &pre)?;
+        Ok((att, cat, hid))
+    }
+
+    /// Records the teacher-forced logits `[B*T, V]` (batch-major); with a dropout `seed`, in
+    /// training mode with what the backward needs.
+    fn record_logits(
+        &self,
+        rec: &mut Recorder,
+        bt: &Batch,
+        seed: Option<u32>,
+    ) -> Result<(Tensor, Option<Saved>)> {
+        let train = seed.is_some();
+        let (t, b, h) = (bt.dims.1, bt.src_lengths.len(), self.config.hidden);
+        let (enc_st, mem, (bridge_in, h0), cb) = self.record_encode(rec, bt, seed)?;
+        let y = self.tgt_embedding.record_forward(rec, &bt.tgt_in)?;
+        let inp = ForwardInputs {
+            h0: Some(&h0),
+            c0: cb.as_ref().map(|c| &c.1),
+            dropout_seed: seed.unwrap_or(0).wrapping_add(1),
+            ..Default::default()
+        };
+        let (dec, dec_st) = self.decoder.record_forward(rec, &y, &inp, train)?;
+        let decb = ops::record_gather_rows(rec, &dec.output.reshape(&[t * b, h])?, &bt.tgt_rows)?
+            .reshape(&[b, t, h])?;
+        let (att, cat, hid) = self.record_head(rec, mem.as_ref(), &decb)?;
+        let hd = self
+            .dropout
+            .record_forward(rec, &hid, seed.unwrap_or(0), train)?;
+        let logits = self.output.record_forward(rec, &hd)?;
+        let saved = match (enc_st, dec_st) {
+            (Some(enc), Some(dec)) => Some(Saved {
+                enc,
+                dec,
+                bridge_in,
+                h0,
+                bridge_c_in: cb.as_ref().map(|c| c.0.clone()),
+                c0: cb.map(|c| c.1),
+                mem,
+                att,
+                cat,
+                hid,
+                hd,
+            }),
+            _ => None,
+        };
+        Ok((logits, saved))
+    }
+
+    /// Records the loss of `bt` and, with a dropout `seed`, the whole backward into `g`
+    /// (accumulating: zero it first). Returns the cross-entropy (mean over target tokens).
+    pub fn record_loss(
+        &self,
+        rec: &mut Recorder,
+        bt: &Batch,
+        seed: Option<u32>,
+        g: Option<&Seq2SeqGrads>,
+    ) -> Result<CeOutput> {
+        let ctx = rec.ctx();
+        let want_grad = g.is_some();
+        let (logits, saved) = self.record_logits(rec, bt, seed.or(want_grad.then_some(0)))?;
+        let ce = record_softmax_cross_entropy(rec, &logits, &bt.tgt_out, Some(IGNORE), want_grad)?;
+        let (Some(g), Some(sv)) = (g, saved) else {
+            return Ok(ce);
+        };
+        let seed = seed.unwrap_or(0);
+        let (s, t) = bt.dims;
+        let (b, h) = (bt.src_lengths.len(), self.config.hidden);
+        let internal = |w: &str| Error::Device(format!("internal: no {w}"));
+        let dlogits = ce
+            .dlogits
+            .as_ref()
+            .ok_or_else(|| internal("logit gradient"))?;
+        let dhd = self
+            .output
+            .record_backward(rec, &sv.hd, dlogits, &g.output, true)?;
+        let dhid = self.dropout.record_backward(rec, &dhd, seed)?;
+        let dpre = Tensor::zeros(ctx, "grad combine pre-activation", &[b * t, h])?;
+        ops::record_tanh_backward(rec, &dhid, &sv.hid, &dpre)?;
+        let dcat = self
+            .combine
+            .record_backward(rec, &sv.cat, &dpre, &g.combine, true)?;
+        let (ddecb, denc_b) = match (&self.attention, &sv.mem, &sv.att, &g.attention) {
+            (Some(a), Some(mem), Some(att), Some(ag)) => {
+                let parts = ops::split(&dcat, &[h, h])?;
+                let dctx = ops::record_copy(rec, &parts[0])?.reshape(&[b, t, h])?;
+                let direct = ops::record_copy(rec, &parts[1])?;
+                let dmem: MemoryGrads = a.zero_memory_grads(ctx, mem)?;
+                let datt = a.record_backward(rec, mem, att, &dctx, ag, &dmem)?;
+                let ddecb = ops::record_add(rec, &direct, &datt.reshape(&[b * t, h])?)?;
+                let denc = a.record_memory_backward(rec, mem, &dmem, ag)?;
+                (ddecb, Some(denc))
+            }
+            _ => (dcat, None),
+        };
+        let ddec = Tensor::zeros(ctx, "grad decoder output", &[t, b, h])?;
+        ops::record_gather_rows_backward(rec, &bt.tgt_rows, &ddecb, &ddec.reshape(&[t * b, h])?)?;
+        let gd = self.decoder.record_backward(
+            rec,
+            &sv.dec,
+            &Upstream {
+                output: Some(&ddec),
+                ..Default::default()
+            },
+            Some(&g.decoder),
+        )?;
+        self.tgt_embedding
+            .record_backward(rec, &bt.tgt_in, &gd.input, &g.tgt_embedding, true)?;
+        let dh_n = self.record_bridge_backward(
+            rec,
+            &self.bridge_h,
+            &g.bridge_h,
+            &sv.bridge_in,
+            &sv.h0,
+            &gd.h0,
+            bt,
+        )?;
+        let dc_n = match (&self.bridge_c, &g.bridge_c, &sv.bridge_c_in, &sv.c0, &gd.c0) {
+            (Some(l), Some(lg), Some(i), Some(o), Some(d)) => {
+                Some(self.record_bridge_backward(rec, l, lg, i, o, d, bt)?)
+            }
+            _ => None,
+        };
+        let denc = match denc_b {
+            Some(d) => {
+                let dt = Tensor::zeros(ctx, "grad encoder output", &[s, b, 2 * h])?;
+                ops::record_gather_rows_backward(
+                    rec,
+                    &bt.src_rows,
+                    &d.reshape(&[b * s, 2 * h])?,
+                    &dt.reshape(&[s * b, 2 * h])?,
+                )?;
+                Some(dt)
+            }
+            None => None,
+        };
+        let ge = self.encoder.record_backward(
+            rec,
+            &sv.enc,
+            &Upstream {
+                output: denc.as_ref(),
+                h_n: Some(&dh_n),
+                c_n: dc_n.as_ref(),
+            },
+            Some(&g.encoder),
+        )?;
+        self.src_embedding
+            .record_backward(rec, &bt.src, &ge.input, &g.src_embedding, true)?;
+        Ok(ce)
+    }
+
+    /// Greedy decoding of `sources` (token ids without specials, each non-empty), at most
+    /// `max_len` tokens each: every step's arg-max feeds the next step's embedding on the
+    /// device, the whole batch in one submission and one readback. Returns each
+    /// translation's ids up to (without) `</s>`.
+    pub fn greedy(
+        &self,
+        ctx: &Context,
+        sources: &[&[u32]],
+        max_len: usize,
+    ) -> Result<Vec<Vec<u32>>> {
+        let pairs: Vec<(&[u32], &[u32])> = sources.iter().map(|s| (*s, &[][..])).collect();
+        let bt = self.batch(ctx, &pairs)?;
+        let (b, h, v) = (sources.len(), self.config.hidden, self.tgt_vocab());
+        let max_len = max_len.max(1);
+        let mut rec = Recorder::new(ctx);
+        let (_, mem, (_, mut hs), cb) = self.record_encode(&mut rec, &bt, None)?;
+        let mut cs = cb.map(|c| c.1);
+        let generated = Tensor::empty(ctx, "generated ids", &[max_len, b], DType::U32)?;
+        let first = Tensor::from_u32(ctx, "<s>", &[1, b], &vec![BOS_ID; b])?;
+        for t in 0..max_len {
+            let ids = if t == 0 {
+                first.clone()
+            } else {
+                let ids = Tensor::empty(ctx, "step ids", &[1, b], DType::U32)?;
+                rec.copy(&generated, (t - 1) * b, &ids, 0, b)?;
+                ids
+            };
+            let y = self.tgt_embedding.record_forward(&mut rec, &ids)?;
+            let inp = ForwardInputs {
+                h0: Some(&hs),
+                c0: cs.as_ref(),
+                ..Default::default()
+            };
+            let (out, _) = self.decoder.record_forward(&mut rec, &y, &inp, false)?;
+            // [1, B, H] time-major is [B, 1, H] batch-major.
+            let decb = out.output.reshape(&[b, 1, h])?;
+            let (_, _, hid) = self.record_head(&mut rec, mem.as_ref(), &decb)?;
+            let logits = self.output.record_forward(&mut rec, &hid)?;
+            ops::record_argmax_into(&mut rec, &logits.view(), &generated, t * b)?;
+            hs = out.h_n;
+            cs = out.c_n;
+            debug_assert_eq!(logits.shape(), &[b, v]);
+        }
+        rec.submit()?;
+        let ids = generated.to_vec_u32(ctx)?;
+        Ok((0..b)
+            .map(|j| {
+                (0..max_len)
+                    .map(|t| ids[t * b + j])
+                    .take_while(|&i| i != EOS_ID)
+                    .collect()
+            })
+            .collect())
+    }
+}
+
+/// Adam over every parameter of a [`Seq2Seq`], one submission per step.
+pub struct Seq2SeqTrainer {
+    /// The model being trained.
+    pub model: Seq2Seq,
+    grads: Seq2SeqGrads,
+    store: ParamStore,
+    opt: Optimizer,
+    clip: f32,
+    /// Steps taken.
+    pub step: u64,
+}
+
+impl Seq2SeqTrainer {
+    /// A trainer with Adam at `lr` and global-norm clipping at `clip` (0: none).
+    pub fn new(ctx: &Context, model: Seq2Seq, lr: f32, clip: f32) -> Result<Seq2SeqTrainer> {
+        let grads = model.zero_grads(ctx)?;
+        let mut store = ParamStore::new();
+        model.register(&mut store, &grads)?;
+        let opt = Optimizer::adam(ctx, &store, AdamConfig::adam(lr))?;
+        Ok(Seq2SeqTrainer {
+            model,
+            grads,
+            store,
+            opt,
+            clip,
+            step: 0,
+        })
+    }
+
+    /// The parameters and their gradients by name.
+    pub fn store(&self) -> &ParamStore {
+        &self.store
+    }
+
+    /// The dropout seed of step `step`.
+    fn seed(&self) -> u32 {
+        (self.model.config.seed as u32) ^ (self.step as u32).wrapping_mul(0x9e37_79b9)
+    }
+
+    /// One step on `pairs` (source ids, target ids): forward, backward, clipping and Adam in
+    /// one submission; returns the batch's mean cross-entropy per target token.
+    pub fn train_step(&mut self, ctx: &Context, pairs: &[(&[u32], &[u32])]) -> Result<f32> {
+        let bt = self.model.batch(ctx, pairs)?;
+        let mut rec = Recorder::new(ctx);
+        self.store.record_zero_grads(&mut rec)?;
+        let ce = self
+            .model
+            .record_loss(&mut rec, &bt, Some(self.seed()), Some(&self.grads))?;
+        if self.clip > 0.0 {
+            self.store.record_clip_grad_norm(&mut rec, self.clip)?;
+        }
+        self.opt.record_step(&mut rec, &self.store)?;
+        rec.submit()?;
+        self.step += 1;
+        ce.loss(ctx)
+    }
+
+    /// The mean loss of `pairs` and every parameter's gradient by name, nothing updated and
+    /// dropout as at the current step (gradient checks).
+    pub fn gradients(
+        &mut self,
+        ctx: &Context,
+        pairs: &[(&[u32], &[u32])],
+    ) -> Result<(f32, Vec<(String, HostTensor)>)> {
+        let bt = self.model.batch(ctx, pairs)?;
+        let mut rec = Recorder::new(ctx);
+        self.store.record_zero_grads(&mut rec)?;
+        let ce = self
+            .model
+            .record_loss(&mut rec, &bt, Some(self.seed()), Some(&self.grads))?;
+        rec.submit()?;
+        let grads = self
+            .store
+            .params()
+            .iter()
+            .map(|p| Ok((p.name.clone(), self.store.grad_to_host(ctx, &p.name)?)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((ce.loss(ctx)?, grads))
+    }
+
+    /// The mean loss of `pairs` without dropout or gradients.
+    pub fn loss(&self, ctx: &Context, pairs: &[(&[u32], &[u32])]) -> Result<f32> {
+        let bt = self.model.batch(ctx, pairs)?;
+        let mut rec = Recorder::new(ctx);
+        let ce = self.model.record_loss(&mut rec, &bt, None, None)?;
+        rec.submit()?;
+        ce.loss(ctx)
+    }
+}

@@ -1,0 +1,295 @@
+//! The attentional encoder-decoder (`models::nmt::model`): its whole gradient against central
+//! differences of an f64 reference of the model (every attention, LSTM and GRU, ragged
+//! sources), and a reversal task learned to exact greedy output on the device.
+
+use std::collections::HashMap;
+
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::common::gpu;
+use wgrnn::models::nmt::model::{IGNORE, Seq2Seq, Seq2SeqConfig, Seq2SeqTrainer};
+use wgrnn::models::nmt::text::{BOS_ID, EOS_ID};
+use wgrnn::reference::attention::AttentionRef;
+use wgrnn::reference::embedding::embedding_forward;
+use wgrnn::reference::linear::linear_forward;
+use wgrnn::reference::loss::softmax_ce_forward;
+use wgrnn::reference::rnn::{RefInputs, RefParams, rnn_forward};
+
+/// f64 central differences of the reference are exact to ~1e-9; the GPU computes in f32
+/// through two RNNs, attention and two softmaxes: a few 1e-6 relative.
+const GRAD_TOL: f64 = 1e-4;
+
+fn tiny(mode: &str, attention: &str) -> Seq2SeqConfig {
+    Seq2SeqConfig {
+        mode: mode.into(),
+        layers: 1,
+        hidden: 3,
+        embed: 2,
+        attention: attention.into(),
+        attention_rank: 2,
+        dropout: 0.0,
+        seed: 7,
+    }
+}
+
+/// The mean target cross-entropy of `pairs` in f64, from the parameters by name.
+fn reference_loss(
+    p: &HashMap<String, Vec<f64>>,
+    enc: &RefParams,
+    dec: &RefParams,
+    c: &Seq2SeqConfig,
+    pairs: &[(Vec<u32>, Vec<u32>)],
+    vs: usize,
+    vt: usize,
+) -> f64 {
+    let (h, e, l) = (c.hidden, c.embed, c.layers);
+    let b = pairs.len();
+    let s = pairs.iter().map(|(x, _)| x.len() + 1).max().unwrap();
+    let t = pairs.iter().map(|(_, y)| y.len() + 1).max().unwrap();
+    let mut src = vec![0u32; s * b];
+    let mut tin = vec![0u32; t * b];
+    let mut tout = vec![IGNORE; b * t];
+    for (j, (x, y)) in pairs.iter().enumerate() {
+        for (i, &id) in x.iter().chain(&[EOS_ID]).enumerate() {
+            src[i * b + j] = id;
+        }
+        for (i, &id) in [BOS_ID].iter().chain(y.iter()).enumerate() {
+            tin[i * b + j] = id;
+        }
+        for (i, &id) in y.iter().chain(&[EOS_ID]).enumerate() {
+            tout[j * t + i] = id;
+        }
+    }
+    let lens: Vec<usize> = pairs.iter().map(|(x, _)| x.len() + 1).collect();
+    let with = |r: &RefParams, prefix: &str| {
+        let mut r = r.clone();
+        for (n, v) in r.named_mut() {
+            *v = p[&format!("{prefix}.{n}")].clone();
+        }
+        r
+    };
+    let (enc, dec) = (with(enc, "encoder"), with(dec, "decoder"));
+    let x = embedding_forward(&p["src_embedding.weight"], &src, vs, e);
+    let fe = rnn_forward(
+        &enc,
+        &RefInputs {
+            x,
+            seq: s,
+            batch: b,
+            lengths: Some(lens.clone()),
+            ..Default::default()
+        },
+    );
+    let bridge = |states: &[f64], name: &str| -> Vec<f64> {
+        let mut input = Vec::new();
+        for k in 0..l {
+            for j in 0..b {
+                for d in [2 * k, 2 * k + 1] {
+                    input.extend_from_slice(&states[(d * b + j) * h..(d * b + j + 1) * h]);
+                }
+            }
+        }
+        let w = &p[&format!("{name}.weight")];
+        let bias = &p[&format!("{name}.bias")];
+        linear_forward(&input, w, Some(bias), l * b, 2 * h, h)
+            .iter()
+            .map(|v| v.tanh())
+            .collect()
+    };
+    let h0 = bridge(&fe.h_n, "bridge_h");
+    let c0 = fe.c_n.as_ref().map(|cn| bridge(cn, "bridge_c"));
+    let y = embedding_forward(&p["tgt_embedding.weight"], &tin, vt, e);
+    let fd = rnn_forward(
+        &dec,
+        &RefInputs {
+            x: y,
+            seq: t,
+            batch: b,
+            h0: Some(h0),
+            c0,
+            ..Default::default()
+        },
+    );
+    let bm = |v: &[f64], n: usize, w: usize| -> Vec<f64> {
+        (0..b)
+            .flat_map(|j| {
+                (0..n).flat_map(move |i| v[(i * b + j) * w..(i * b + j + 1) * w].to_vec())
+            })
+            .collect()
+    };
+    let decb = bm(&fd.output, t, h);
+    let cat: Vec<f64> = match c.score().unwrap() {
+        None => decb.clone(),
+        Some(score) => {
+            let get = |n: &str| p.get(&format!("attention.{n}.weight")).cloned();
+            let att = AttentionRef {
+                score,
+                enc: 2 * h,
+                hidden: h,
+                key: get("key").unwrap(),
+                value: get("value").unwrap(),
+                query: get("query"),
+                key_proj: get("key_proj"),
+                energy: get("energy"),
+            };
+            let encb = bm(&fe.output, s, 2 * h);
+            let (ctx, _) = att.forward(&encb, &lens, &decb, t);
+            (0..b * t)
+                .flat_map(|r| {
+                    let mut row = ctx[r * h..(r + 1) * h].to_vec();
+                    row.extend_from_slice(&decb[r * h..(r + 1) * h]);
+                    row
+                })
+                .collect()
+        }
+    };
+    let width = cat.len() / (b * t);
+    let hid: Vec<f64> = linear_forward(
+        &cat,
+        &p["combine.weight"],
+        Some(&p["combine.bias"]),
+        b * t,
+        width,
+        h,
+    )
+    .iter()
+    .map(|v| v.tanh())
+    .collect();
+    let logits = linear_forward(
+        &hid,
+        &p["output.weight"],
+        Some(&p["output.bias"]),
+        b * t,
+        h,
+        vt,
+    );
+    softmax_ce_forward(&logits, &tout, vt, Some(IGNORE)).loss
+}
+
+#[test]
+fn tiny_model_gradient_matches_finite_differences() {
+    let Some(ctx) = gpu() else { return };
+    let (vs, vt) = (7, 6);
+    // Ragged sources (1 to 3 tokens), targets of 0 to 3 tokens.
+    let pairs: Vec<(Vec<u32>, Vec<u32>)> = vec![
+        (vec![4, 5, 6], vec![4, 5]),
+        (vec![5], vec![]),
+        (vec![6, 4], vec![5, 5, 4]),
+    ];
+    let refs: Vec<(&[u32], &[u32])> = pairs
+        .iter()
+        .map(|(x, y)| (x.as_slice(), y.as_slice()))
+        .collect();
+    for (mode, attention) in [
+        ("lstm", "dot"),
+        ("lstm", "additive"),
+        ("gru", "multiplicative"),
+        ("gru", "low-rank"),
+        ("lstm", "none"),
+    ] {
+        let c = tiny(mode, attention);
+        let model = Seq2Seq::new(ctx, vs, vt, &c).unwrap();
+        let enc = RefParams::from_params(&model.encoder.params(ctx).unwrap());
+        let dec = RefParams::from_params(&model.decoder.params(ctx).unwrap());
+        let mut tr = Seq2SeqTrainer::new(ctx, model, 1e-3, 0.0).unwrap();
+        let mut p: HashMap<String, Vec<f64>> = HashMap::new();
+        for np in tr.store().params() {
+            let v = tr.store().param_to_host(ctx, &np.name).unwrap();
+            p.insert(np.name.clone(), v.data.iter().map(|&x| x as f64).collect());
+        }
+        let (loss, grads) = tr.gradients(ctx, &refs).unwrap();
+        let f = |p: &HashMap<String, Vec<f64>>| reference_loss(p, &enc, &dec, &c, &pairs, vs, vt);
+        let l0 = f(&p);
+        assert!(
+            (loss as f64 - l0).abs() < 1e-5,
+            "{mode} {attention}: loss {loss} vs {l0}"
+        );
+        let eps = 1e-6;
+        for (name, g) in &grads {
+            let mut q = p.clone();
+            let numeric: Vec<f64> = (0..g.data.len())
+                .map(|i| {
+                    let x0 = q[name][i];
+                    q.get_mut(name).unwrap()[i] = x0 + eps;
+                    let up = f(&q);
+                    q.get_mut(name).unwrap()[i] = x0 - eps;
+                    let down = f(&q);
+                    q.get_mut(name).unwrap()[i] = x0;
+                    (up - down) / (2.0 * eps)
+                })
+                .collect();
+            // Padding rows of the embeddings get no gradient, by definition.
+            let numeric = if name.ends_with("embedding.weight") {
+                let mut n = numeric;
+                n[..c.embed].fill(0.0);
+                n
+            } else {
+                numeric
+            };
+            let num: f64 = numeric
+                .iter()
+                .zip(&g.data)
+                .map(|(n, &a)| (n - a as f64).powi(2))
+                .sum();
+            let den: f64 = numeric.iter().map(|n| n * n).sum();
+            let rel = (num / den.max(1e-300)).sqrt();
+            assert!(
+                rel < GRAD_TOL || num.sqrt() < 1e-7,
+                "{mode} {attention} {name}: relative error {rel:.3e} (seed {})",
+                c.seed
+            );
+        }
+    }
+}
+
+/// Random sources of 3 to `max` tokens over ids 4..4+k, and their reversals.
+fn reversal(rng: &mut ChaCha8Rng, n: usize, k: u32, max: usize) -> Vec<(Vec<u32>, Vec<u32>)> {
+    (0..n)
+        .map(|_| {
+            let len = rng.random_range(3..=max);
+            let x: Vec<u32> = (0..len).map(|_| 4 + rng.random_range(0..k)).collect();
+            let y = x.iter().rev().copied().collect();
+            (x, y)
+        })
+        .collect()
+}
+
+#[test]
+fn attention_learns_to_reverse_and_decodes_greedily() {
+    let Some(ctx) = gpu() else { return };
+    let (k, max) = (8u32, 7usize);
+    let c = Seq2SeqConfig {
+        hidden: 32,
+        embed: 16,
+        attention: "dot".into(),
+        ..tiny("gru", "dot")
+    };
+    let v = 4 + k as usize;
+    let model = Seq2Seq::new(ctx, v, v, &c).unwrap();
+    let mut tr = Seq2SeqTrainer::new(ctx, model, 1e-2, 5.0).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let test = reversal(&mut rng, 64, k, max);
+    let test_refs: Vec<(&[u32], &[u32])> = test
+        .iter()
+        .map(|(x, y)| (x.as_slice(), y.as_slice()))
+        .collect();
+    let before = tr.loss(ctx, &test_refs).unwrap();
+    for _ in 0..300 {
+        let batch = reversal(&mut rng, 32, k, max);
+        let refs: Vec<(&[u32], &[u32])> = batch
+            .iter()
+            .map(|(x, y)| (x.as_slice(), y.as_slice()))
+            .collect();
+        tr.train_step(ctx, &refs).unwrap();
+    }
+    let after = tr.loss(ctx, &test_refs).unwrap();
+    let srcs: Vec<&[u32]> = test.iter().map(|(x, _)| x.as_slice()).collect();
+    let out = tr.model.greedy(ctx, &srcs, 2 * max).unwrap();
+    let exact = out.iter().zip(&test).filter(|(o, (_, y))| *o == y).count();
+    assert!(
+        exact * 10 >= test.len() * 9,
+        "{exact} of {} reversed exactly; loss {before:.3} -> {after:.3}",
+        test.len()
+    );
+}
