@@ -38,6 +38,15 @@ pub trait EpochTrainer {
     fn batch_size(&self) -> usize;
     /// The dev score, higher is better (accuracy).
     fn evaluate(&self, ctx: &Context) -> Result<f64>;
+    /// Seconds an evaluation and its checkpoints are expected to take, before one has been
+    /// timed (a `--minutes` budget reserves them from the start).
+    fn estimate_eval_secs(&self, _ctx: &Context) -> Result<f64> {
+        Ok(1.0)
+    }
+    /// More about the last evaluation, for the progress line (e.g. a perplexity).
+    fn detail(&self) -> Option<String> {
+        None
+    }
     /// Writes a checkpoint folder with `extra` merged into its config.json.
     fn save(&self, ctx: &Context, dir: &Path, extra: Value) -> Result<()>;
 }
@@ -66,6 +75,8 @@ pub enum Event {
         score: f64,
         /// Whether `best/` was written.
         best: bool,
+        /// [`EpochTrainer::detail`] after it.
+        detail: Option<String>,
     },
 }
 
@@ -117,7 +128,11 @@ pub fn run(
         Budget::Epochs(_) => None,
     };
     let first = tr.step();
-    let (mut train_secs, mut eval_secs) = (0.0f64, 1.0f64);
+    let mut eval_secs = match budget {
+        Budget::Minutes(_) => tr.estimate_eval_secs(ctx)?,
+        Budget::Epochs(_) => 1.0,
+    };
+    let mut train_secs = 0.0f64;
     let mut window = (0.0f64, 0u64, 0.0f64);
     let mut log = Log {
         ctx,
@@ -178,6 +193,7 @@ pub fn run(
                 epoch: epoch + 1,
                 score,
                 best: b,
+                detail: tr.detail(),
             });
         }
     }
@@ -196,6 +212,7 @@ pub fn run(
                 epoch: epoch + u64::from(batch >= tr.batches_per_epoch()),
                 score,
                 best: b,
+                detail: tr.detail(),
             });
             score
         }

@@ -293,3 +293,147 @@ fn attention_learns_to_reverse_and_decodes_greedily() {
         test.len()
     );
 }
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("wgrnn-nmt-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A parallel folder whose "translation" reverses the words: train (n pairs) and val (20).
+fn reversal_dir(d: &std::path::Path, n: usize) {
+    let words = [
+        "ein", "Hund", "läuft", "rot", "zwei", "Katzen", "im", "Park",
+    ];
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    for (split, n) in [("train", n), ("val", 20)] {
+        let (mut src, mut tgt) = (String::new(), String::new());
+        for _ in 0..n {
+            let len = rng.random_range(2..=5);
+            let s: Vec<&str> = (0..len).map(|_| words[rng.random_range(0..8)]).collect();
+            src.push_str(&format!("{}.\n", s.join(" ")));
+            let r: Vec<String> = s.iter().rev().map(|w| w.to_uppercase()).collect();
+            tgt.push_str(&format!("{}.\n", r.join(" ")));
+        }
+        std::fs::write(d.join(format!("{split}.de")), src).unwrap();
+        std::fs::write(d.join(format!("{split}.en")), tgt).unwrap();
+    }
+}
+
+#[test]
+fn resume_is_exact() {
+    use std::sync::atomic::AtomicBool;
+    use wgrnn::models::epochs::Budget;
+    use wgrnn::models::nmt::train::{NmtConfig, TrainOptions, train};
+    if gpu().is_none() {
+        return;
+    }
+    let d = scratch("resume");
+    reversal_dir(&d, 48);
+    let config = NmtConfig {
+        model: Seq2SeqConfig {
+            hidden: 8,
+            embed: 8,
+            dropout: 0.2,
+            ..NmtConfig::default().model
+        },
+        batch: 16,
+        min_count: 1,
+        ..NmtConfig::default()
+    };
+    let opts = |out: &str, epochs: u64, resume: bool| TrainOptions {
+        data_dir: d.clone(),
+        src: "de".into(),
+        tgt: "en".into(),
+        out: d.join(out),
+        config: config.clone(),
+        budget: Budget::Epochs(epochs),
+        resume,
+    };
+    let stop = AtomicBool::new(false);
+    let run = |o: &TrainOptions| train(o, &stop, &mut |_, _, _, _| {}, &mut |_| {}).unwrap();
+    run(&opts("a", 1, false));
+    run(&opts("a", 2, true));
+    run(&opts("b", 2, false));
+    for f in [
+        "encoder.safetensors",
+        "decoder.safetensors",
+        "model.safetensors",
+        "optimizer.safetensors",
+    ] {
+        let a = std::fs::read(d.join("a/last").join(f)).unwrap();
+        let b = std::fs::read(d.join("b/last").join(f)).unwrap();
+        assert!(a == b, "{f} differs between the resumed and the one-go run");
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn commands_train_translate_and_refuse_bad_input() {
+    use crate::common::wgrnn_bytes;
+    if gpu().is_none() {
+        return;
+    }
+    let d = scratch("cli");
+    reversal_dir(&d, 32);
+    let dir = d.display().to_string();
+    let out = d.join("run").display().to_string();
+    let small = [
+        "--hidden",
+        "8",
+        "--embed",
+        "8",
+        "--batch",
+        "16",
+        "--min-count",
+        "1",
+        "--epochs",
+        "1",
+    ];
+    let mut args = vec!["train-nmt", "--data-dir", &dir, "--out", &out];
+    args.extend(small);
+    let (code, _, err) = wgrnn_bytes(&args, None);
+    assert_eq!(code, 0, "{err}");
+    let csv = std::fs::read_to_string(d.join("run/metrics.csv")).unwrap();
+    assert!(
+        csv.starts_with("step,train_loss,val_bleu,pairs_per_s"),
+        "{csv}"
+    );
+    for f in ["best/config.json", "last/encoder.safetensors", "curves.png"] {
+        assert!(d.join("run").join(f).is_file(), "{f}");
+    }
+    // One output line per input line, in order; an empty line stays empty.
+    let (code, stdout, err) = wgrnn_bytes(
+        &["translate", "--checkpoint", &out],
+        Some("ein Hund.\n\nzwei Katzen im Park.\n".as_bytes()),
+    );
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<String> = String::from_utf8(stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[1].is_empty() && !lines[0].is_empty(), "{lines:?}");
+
+    // The same --out again: refused, nothing changed.
+    let (code, _, err) = wgrnn_bytes(&args, None);
+    assert_eq!(code, 2, "{err}");
+    // Mismatched line counts and a missing split: one line naming the file, status 2.
+    std::fs::write(d.join("val.en"), "ONE.\n").unwrap();
+    let out2 = d.join("run2").display().to_string();
+    let mut args = vec!["train-nmt", "--data-dir", &dir, "--out", &out2];
+    args.extend(small);
+    let (code, _, err) = wgrnn_bytes(&args, None);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("val.en") && err.lines().count() == 1, "{err}");
+    std::fs::remove_file(d.join("val.en")).unwrap();
+    let (code, _, err) = wgrnn_bytes(&args, None);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("val.en"), "{err}");
+    assert!(!d.join("run2/last").exists());
+    let (code, _, err) = wgrnn_bytes(&["translate", "--checkpoint", &dir], Some(b"x\n"));
+    assert_eq!(code, 2, "{err}");
+    let _ = std::fs::remove_dir_all(&d);
+}

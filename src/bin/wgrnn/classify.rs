@@ -13,7 +13,7 @@ use wgrnn::models::classify::{
 use wgrnn::{Context, Error};
 
 use crate::lm::stop_flag;
-use crate::progress::EpochUi;
+use crate::progress::{self, EpochUi};
 
 /// `train-classify`'s flags.
 #[derive(Args, Debug)]
@@ -109,7 +109,7 @@ pub fn cmd_train(a: TrainArgs) -> Result<ExitCode, Error> {
         budget,
         resume: a.resume,
     };
-    let ui = EpochUi::new("train-classify", budget);
+    let ui = EpochUi::new("train-classify", budget, progress::ACCURACY);
     let s = classify::train(
         &opts,
         stop_flag(),

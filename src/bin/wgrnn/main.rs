@@ -10,7 +10,8 @@
 //! - `wgrnn train-classify`, `classify`, `eval-classify`: sentence classification
 //!   (`classify.rs`).
 //! - `wgrnn train-tagger`, `tag`, `eval-tagger`: part-of-speech tagging (`tagger.rs`).
-//! - `wgrnn bleu`: corpus BLEU as sacreBLEU computes it (`nmt.rs`).
+//! - `wgrnn train-nmt`, `translate`, `bleu`: translation with attention and its score
+//!   (`nmt.rs`).
 //!
 //! Exit status: 0 success, 1 runtime failure (no adapter, device error), 2 bad input or usage.
 
@@ -191,6 +192,10 @@ enum Cmd {
     Tag(tagger::TagArgs),
     /// Accuracy of a tagger on a CoNLL-U file (also on unseen words, and the baseline).
     EvalTagger(tagger::EvalArgs),
+    /// Train an attentional encoder-decoder translation model (Multi30k layout).
+    TrainNmt(nmt::TrainArgs),
+    /// Translate raw sentences from stdin with a checkpoint (greedy, on the GPU).
+    Translate(nmt::TranslateArgs),
     /// Corpus BLEU of a hypothesis file against a reference file (sacreBLEU's defaults).
     Bleu(nmt::BleuArgs),
     /// Run a forward pass on the GPU; print throughput and agreement with the CPU reference.
@@ -241,6 +246,8 @@ fn main() -> ExitCode {
         Cmd::TrainTagger(a) => tagger::cmd_train(a),
         Cmd::Tag(a) => tagger::cmd_tag(a),
         Cmd::EvalTagger(a) => tagger::cmd_eval(a),
+        Cmd::TrainNmt(a) => nmt::cmd_train(a),
+        Cmd::Translate(a) => nmt::cmd_translate(a),
         Cmd::Bleu(a) => nmt::cmd_bleu(a),
         Cmd::Forward {
             shape,

@@ -1,11 +1,19 @@
-//! Translation commands: `wgrnn bleu` (issue 18). The scoring is `wgrnn::models::bleu`.
+//! Translation commands (issue 18): `train-nmt`, `translate`, `bleu`. The work is
+//! `wgrnn::models::nmt` and `wgrnn::models::bleu`.
 
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use wgrnn::Error;
-use wgrnn::models::bleu;
+use wgrnn::models::epochs::Budget;
+use wgrnn::models::nmt::model::Seq2SeqConfig;
+use wgrnn::models::nmt::train::{self, NmtConfig, TrainOptions, Translator};
+use wgrnn::models::{bleu, corpus};
+use wgrnn::{Context, Error};
+
+use crate::lm::stop_flag;
+use crate::progress::{EpochUi, Score};
 
 /// `bleu`'s flags.
 #[derive(Args, Debug)]
@@ -26,5 +34,162 @@ pub struct BleuArgs {
 pub fn cmd_bleu(a: BleuArgs) -> Result<ExitCode, Error> {
     let b = bleu::bleu_files(&a.reference, &a.hyp, a.lowercase)?;
     println!("{b}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `train-nmt`'s flags.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Folder with train.{SRC,TGT}[.gz] and val.{SRC,TGT}[.gz], one raw sentence per line.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Source language suffix.
+    #[arg(long, default_value = "de")]
+    src: String,
+    /// Target language suffix.
+    #[arg(long, default_value = "en")]
+    tgt: String,
+    /// Output folder (new or empty, unless --resume).
+    #[arg(long)]
+    out: PathBuf,
+    /// Cell of the encoder and decoder: lstm or gru.
+    #[arg(long, default_value_t = NmtConfig::default().model.mode)]
+    mode: String,
+    /// Attention: dot, multiplicative, low-rank, additive or none.
+    #[arg(long, default_value_t = NmtConfig::default().model.attention)]
+    attention: String,
+    /// Rank of low-rank attention, attention size of additive.
+    #[arg(long, default_value_t = NmtConfig::default().model.attention_rank)]
+    attention_rank: usize,
+    /// Layers of the encoder and of the decoder.
+    #[arg(long, default_value_t = NmtConfig::default().model.layers)]
+    layers: usize,
+    /// Hidden size (each encoder direction and the decoder).
+    #[arg(long, default_value_t = NmtConfig::default().model.hidden)]
+    hidden: usize,
+    /// Embedding size of both languages.
+    #[arg(long, default_value_t = NmtConfig::default().model.embed)]
+    embed: usize,
+    /// Dropout between layers and before the output layer.
+    #[arg(long, default_value_t = NmtConfig::default().model.dropout)]
+    dropout: f32,
+    /// Training tokens seen fewer times become <unk>.
+    #[arg(long, default_value_t = NmtConfig::default().min_count)]
+    min_count: usize,
+    /// Sentence pairs per batch.
+    #[arg(long, default_value_t = NmtConfig::default().batch)]
+    batch: usize,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = NmtConfig::default().lr)]
+    lr: f32,
+    /// Gradient-norm clip (0: none).
+    #[arg(long, default_value_t = NmtConfig::default().clip)]
+    clip: f32,
+    /// Stop after this many epochs in total.
+    #[arg(long, conflicts_with = "minutes")]
+    epochs: Option<u64>,
+    /// Stop so that the whole command takes this many minutes (default 6).
+    #[arg(long)]
+    minutes: Option<f64>,
+    /// Seed of the initialisation, batch order and dropout.
+    #[arg(long, default_value_t = NmtConfig::default().model.seed)]
+    seed: u64,
+    /// Continue the run in --out from last/.
+    #[arg(long)]
+    resume: bool,
+}
+
+/// Validation BLEU, from the loop's score (BLEU / 100).
+const BLEU: Score = Score {
+    label: "validation BLEU",
+    format: |s| format!("{:.2}", 100.0 * s),
+};
+
+/// `wgrnn train-nmt`.
+pub fn cmd_train(a: TrainArgs) -> Result<ExitCode, Error> {
+    let config = NmtConfig {
+        model: Seq2SeqConfig {
+            mode: a.mode,
+            layers: a.layers,
+            hidden: a.hidden,
+            embed: a.embed,
+            attention: a.attention,
+            attention_rank: a.attention_rank,
+            dropout: a.dropout,
+            seed: a.seed,
+        },
+        min_count: a.min_count,
+        batch: a.batch,
+        lr: a.lr,
+        clip: a.clip,
+    };
+    config.validate()?;
+    let budget = match (a.epochs, a.minutes) {
+        (Some(n), _) => Budget::Epochs(n),
+        (None, Some(m)) if m.is_finite() && m > 0.0 => Budget::Minutes(m),
+        (None, Some(m)) => return Err(Error::config(format!("--minutes {m} must be > 0"))),
+        (None, None) => Budget::Minutes(6.0),
+    };
+    let opts = TrainOptions {
+        data_dir: a.data_dir,
+        src: a.src,
+        tgt: a.tgt,
+        out: a.out,
+        config,
+        budget,
+        resume: a.resume,
+    };
+    let ui = EpochUi::new("train-nmt", budget, BLEU);
+    let s = train::train(
+        &opts,
+        stop_flag(),
+        &mut |a, step, params, batches| ui.started(a, step, params, batches),
+        &mut |e| ui.event(e),
+    )?;
+    ui.finish(&s, "sentence pairs", &opts.out);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `translate`'s flags.
+#[derive(Args, Debug)]
+pub struct TranslateArgs {
+    /// A training output (its best/ is used) or a checkpoint folder.
+    #[arg(long)]
+    checkpoint: PathBuf,
+}
+
+/// `wgrnn translate`: raw sentences on stdin, one greedy translation per line on stdout, in
+/// order (an empty line for an empty line); batched on the GPU.
+pub fn cmd_translate(a: TranslateArgs) -> Result<ExitCode, Error> {
+    let ctx = Context::new()?;
+    let (t, _) = Translator::load(&ctx, &a.checkpoint)?;
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::Io {
+            path: "stdin".into(),
+            source: e,
+        })?;
+    let text = corpus::decode("stdin", bytes)?;
+    let body = text.strip_suffix('\n').unwrap_or(&text);
+    let lines: Vec<String> = if text.is_empty() {
+        Vec::new()
+    } else {
+        body.split('\n')
+            .map(|l| l.trim_end_matches('\r').to_string())
+            .collect()
+    };
+    let out = t.translate(&ctx, &lines)?;
+    let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+    for l in out {
+        writeln!(w, "{l}").map_err(|e| Error::Io {
+            path: "stdout".into(),
+            source: e,
+        })?;
+    }
+    w.flush().map_err(|e| Error::Io {
+        path: "stdout".into(),
+        source: e,
+    })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -9,17 +9,38 @@ pub struct EpochUi {
     pb: ProgressBar,
     budget: Budget,
     what: &'static str,
+    score: Score,
 }
 
+/// How a run's dev score prints: its name and its value's format.
+#[derive(Clone, Copy)]
+pub struct Score {
+    /// `dev accuracy`, `validation BLEU`.
+    pub label: &'static str,
+    /// `91.23%`, `27.34`.
+    pub format: fn(f64) -> String,
+}
+
+/// An accuracy in [0, 1], printed as a percentage.
+pub const ACCURACY: Score = Score {
+    label: "dev accuracy",
+    format: |s| format!("{:.2}%", 100.0 * s),
+};
+
 impl EpochUi {
-    /// A bar for `what` (the command's name) under `budget`.
-    pub fn new(what: &'static str, budget: Budget) -> Self {
+    /// A bar for `what` (the command's name) under `budget`, printing scores as `score` says.
+    pub fn new(what: &'static str, budget: Budget, score: Score) -> Self {
         let pb = ProgressBar::new(0);
         pb.set_style(
             ProgressStyle::with_template("{bar:30} {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
-        EpochUi { pb, budget, what }
+        EpochUi {
+            pb,
+            budget,
+            what,
+            score,
+        }
     }
 
     fn say(&self, msg: String) {
@@ -68,10 +89,13 @@ impl EpochUi {
                 epoch,
                 score,
                 best,
+                detail,
             } => self.say(format!(
-                "after {epoch} epoch{} (step {step}): dev accuracy {:.2}%{}",
+                "after {epoch} epoch{} (step {step}): {} {}{}{}",
                 if *epoch == 1 { "" } else { "s" },
-                100.0 * score,
+                self.score.label,
+                (self.score.format)(*score),
+                detail.as_ref().map_or(String::new(), |d| format!(", {d}")),
                 if *best { " (a new best/)" } else { "" }
             )),
         }
@@ -81,12 +105,13 @@ impl EpochUi {
     pub fn finish(&self, s: &Summary, items: &str, out: &std::path::Path) {
         self.pb.finish_and_clear();
         println!(
-            "stopped at step {}{}; {:.0} {items}/s; dev accuracy {:.2}% (best {:.2}%)",
+            "stopped at step {}{}; {:.0} {items}/s; {} {} (best {})",
             s.steps,
             if s.interrupted { " (interrupted)" } else { "" },
             s.items_per_s,
-            100.0 * s.score,
-            100.0 * s.best
+            self.score.label,
+            (self.score.format)(s.score),
+            (self.score.format)(s.best)
         );
         println!("checkpoints: {0}/last, {0}/best", out.display());
     }

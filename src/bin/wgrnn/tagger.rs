@@ -11,7 +11,7 @@ use wgrnn::models::{conllu, corpus};
 use wgrnn::{Context, Error};
 
 use crate::lm::stop_flag;
-use crate::progress::EpochUi;
+use crate::progress::{self, EpochUi};
 
 /// `train-tagger`'s flags.
 #[derive(Args, Debug)]
@@ -111,7 +111,7 @@ pub fn cmd_train(a: TrainArgs) -> Result<ExitCode, Error> {
         budget,
         resume: a.resume,
     };
-    let ui = EpochUi::new("train-tagger", budget);
+    let ui = EpochUi::new("train-tagger", budget, progress::ACCURACY);
     let s = tagger::train(
         &opts,
         stop_flag(),

@@ -34,7 +34,7 @@ pub const IGNORE: u32 = u32::MAX;
 const OUTPUT_DROPOUT_STREAM: u32 = 2000;
 
 /// Sizes and the attention of a model.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Seq2SeqConfig {
     /// `lstm` or `gru`.
     pub mode: String,
@@ -148,6 +148,10 @@ pub struct Batch {
     src_rows: Tensor,
     /// Row `b*T + t` of the batch-major decoder states is row `t*B + b` of the time-major ones.
     tgt_rows: Tensor,
+    /// The inverse permutations (time-major row `s*B + b` is batch-major row `b*S + s`): a
+    /// permutation's backward is the gather by its inverse, one dispatch instead of a sort.
+    src_rows_inv: Tensor,
+    tgt_rows_inv: Tensor,
     /// Rows of the forward and the reverse direction of each layer in `h_n` (`[L*B]` each).
     bridge_rows: (Tensor, Tensor),
 }
@@ -253,6 +257,56 @@ impl Seq2Seq {
         self.output.register(store, "output", &g.output)
     }
 
+    /// Every tensor outside the two RNN stacks under its checkpoint name
+    /// (`model.safetensors`).
+    pub fn named(&self) -> Vec<(String, Tensor)> {
+        let mut v = vec![(
+            "src_embedding.weight".to_string(),
+            self.src_embedding.weight.clone(),
+        )];
+        let mut lin = |name: &str, l: &Linear| {
+            v.push((format!("{name}.weight"), l.weight.clone()));
+            if let Some(b) = &l.bias {
+                v.push((format!("{name}.bias"), b.clone()));
+            }
+        };
+        lin("bridge_h", &self.bridge_h);
+        if let Some(l) = &self.bridge_c {
+            lin("bridge_c", l);
+        }
+        if let Some(a) = &self.attention {
+            lin("attention.key", &a.key);
+            lin("attention.value", &a.value);
+            for (n, l) in [
+                ("attention.query", &a.query),
+                ("attention.key_proj", &a.key_proj),
+                ("attention.energy", &a.energy),
+            ] {
+                if let Some(l) = l {
+                    lin(n, l);
+                }
+            }
+        }
+        lin("combine", &self.combine);
+        lin("output", &self.output);
+        v.push((
+            "tgt_embedding.weight".to_string(),
+            self.tgt_embedding.weight.clone(),
+        ));
+        v
+    }
+
+    /// Loads the weights of a checkpoint folder: `encoder.safetensors`, `decoder.safetensors`
+    /// and `model.safetensors` ([`Self::named`]).
+    pub fn load_files(&self, ctx: &Context, dir: &std::path::Path) -> Result<()> {
+        use crate::models::checkpoint;
+        checkpoint::load_rnn(ctx, &self.encoder, &dir.join("encoder.safetensors"))?;
+        checkpoint::load_rnn(ctx, &self.decoder, &dir.join("decoder.safetensors"))?;
+        let named = self.named();
+        let refs: Vec<(&str, &Tensor)> = named.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        checkpoint::load_named(ctx, &dir.join("model.safetensors"), &refs)
+    }
+
     /// The target vocabulary size.
     pub fn tgt_vocab(&self) -> usize {
         self.output.fan_out()
@@ -296,6 +350,8 @@ impl Seq2Seq {
             dims: (s, t),
             src_rows: ops::indices(ctx, "source rows", &batch_major_rows(s, b), s * b)?,
             tgt_rows: ops::indices(ctx, "target rows", &batch_major_rows(t, b), t * b)?,
+            src_rows_inv: ops::indices(ctx, "source rows back", &batch_major_rows(b, s), s * b)?,
+            tgt_rows_inv: ops::indices(ctx, "target rows back", &batch_major_rows(b, t), t * b)?,
             bridge_rows: (
                 ops::indices(ctx, "bridge forward rows", &fwd, 2 * l * b)?,
                 ops::indices(ctx, "bridge reverse rows", &rev, 2 * l * b)?,
@@ -341,11 +397,20 @@ impl Seq2Seq {
         ops::record_tanh_backward(rec, &dout.reshape(&[l * b, h])?, &out, &dpre)?;
         let din = lin.record_backward(rec, input, &dpre, grads, true)?;
         let parts = ops::split(&din, &[h, h])?;
-        let dstates = Tensor::zeros(ctx, "grad encoder final states", &[2 * l * b, h])?;
+        // The gathered rows of layer k are the blocks 2k (forward) and 2k + 1 (reverse) of
+        // B rows each: the backward copies the blocks back.
+        let dstates = Tensor::empty(
+            ctx,
+            "grad encoder final states",
+            &[2 * l * b, h],
+            DType::F32,
+        )?;
         let df = ops::record_copy(rec, &parts[0])?;
         let dr = ops::record_copy(rec, &parts[1])?;
-        ops::record_gather_rows_backward(rec, &bt.bridge_rows.0, &df, &dstates)?;
-        ops::record_gather_rows_backward(rec, &bt.bridge_rows.1, &dr, &dstates)?;
+        for k in 0..l {
+            rec.copy(&df, k * b * h, &dstates, 2 * k * b * h, b * h)?;
+            rec.copy(&dr, k * b * h, &dstates, (2 * k + 1) * b * h, b * h)?;
+        }
         dstates.reshape(&[2 * l, b, h])
     }
 
@@ -503,8 +568,7 @@ impl Seq2Seq {
             }
             _ => (dcat, None),
         };
-        let ddec = Tensor::zeros(ctx, "grad decoder output", &[t, b, h])?;
-        ops::record_gather_rows_backward(rec, &bt.tgt_rows, &ddecb, &ddec.reshape(&[t * b, h])?)?;
+        let ddec = ops::record_gather_rows(rec, &ddecb, &bt.tgt_rows_inv)?.reshape(&[t, b, h])?;
         let gd = self.decoder.record_backward(
             rec,
             &sv.dec,
@@ -532,16 +596,10 @@ impl Seq2Seq {
             _ => None,
         };
         let denc = match denc_b {
-            Some(d) => {
-                let dt = Tensor::zeros(ctx, "grad encoder output", &[s, b, 2 * h])?;
-                ops::record_gather_rows_backward(
-                    rec,
-                    &bt.src_rows,
-                    &d.reshape(&[b * s, 2 * h])?,
-                    &dt.reshape(&[s * b, 2 * h])?,
-                )?;
-                Some(dt)
-            }
+            Some(d) => Some(
+                ops::record_gather_rows(rec, &d.reshape(&[b * s, 2 * h])?, &bt.src_rows_inv)?
+                    .reshape(&[s, b, 2 * h])?,
+            ),
             None => None,
         };
         let ge = self.encoder.record_backward(
@@ -647,6 +705,47 @@ impl Seq2SeqTrainer {
     /// The parameters and their gradients by name.
     pub fn store(&self) -> &ParamStore {
         &self.store
+    }
+
+    /// Writes a checkpoint folder atomically: the model's files, `optimizer.safetensors` and
+    /// `config` as `config.json`.
+    pub fn save(
+        &self,
+        ctx: &Context,
+        dir: &std::path::Path,
+        config: &serde_json::Value,
+    ) -> Result<()> {
+        let named = self.model.named();
+        let refs: Vec<(&str, &Tensor)> = named.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        let folder = crate::models::checkpoint::Folder {
+            rnns: &[
+                ("encoder.safetensors", &self.model.encoder),
+                ("decoder.safetensors", &self.model.decoder),
+            ],
+            model: &refs,
+            optimizer: Some((&self.opt, &self.store)),
+            extra: &[],
+            config,
+        };
+        crate::models::checkpoint::write_folder(ctx, dir, &folder)
+    }
+
+    /// Restores the optimiser from `dir` and the step count `step` (the model's weights were
+    /// loaded with it); the optimiser's own step count must agree.
+    pub fn restore(&mut self, ctx: &Context, dir: &std::path::Path, step: u64) -> Result<()> {
+        let p = dir.join("optimizer.safetensors");
+        self.opt.load(ctx, &self.store, &p)?;
+        if self.opt.steps() != step {
+            return Err(Error::Format {
+                path: p.display().to_string(),
+                problem: format!(
+                    "{} optimiser steps, config.json says {step}",
+                    self.opt.steps()
+                ),
+            });
+        }
+        self.step = step;
+        Ok(())
     }
 
     /// The dropout seed of step `step`.
