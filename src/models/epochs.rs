@@ -47,6 +47,11 @@ pub trait EpochTrainer {
     fn detail(&self) -> Option<String> {
         None
     }
+    /// A number from the last evaluation for `metrics.csv`'s fifth column (when the
+    /// family's header names one).
+    fn detail_value(&self) -> Option<f64> {
+        None
+    }
     /// Writes a checkpoint folder with `extra` merged into its config.json.
     fn save(&self, ctx: &Context, dir: &Path, extra: Value) -> Result<()>;
 }
@@ -97,7 +102,8 @@ pub struct Summary {
 
 /// How [`run`] names things in `metrics.csv` and the PNG.
 pub struct Curves<'a> {
-    /// The CSV header (4 columns: step, train loss, the score, items per second).
+    /// The CSV header (4 columns: step, train loss, the score, items per second; a fifth
+    /// for [`EpochTrainer::detail_value`]).
     pub header: &'a str,
     /// The PNG's file name in the output folder.
     pub png: &'a str,
@@ -266,6 +272,7 @@ impl Log<'_> {
             } else {
                 0.0
             },
+            extra: tr.detail_value(),
         });
         let extra = json!({"dev_score": score, "best_dev_score": *best});
         tr.save(self.ctx, &self.out.join("last"), extra.clone())?;

@@ -902,6 +902,7 @@ impl Run<'_> {
                 } else {
                     0.0
                 },
+                extra: None,
             }),
         }
     }

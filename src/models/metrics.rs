@@ -20,6 +20,8 @@ pub struct Row {
     pub val_loss: Option<f64>,
     /// Training tokens per second since the previous row.
     pub tokens_per_s: f64,
+    /// A fifth column some families log (translation: the validation perplexity).
+    pub extra: Option<f64>,
 }
 
 /// The log of a training run.
@@ -56,12 +58,14 @@ impl Metrics {
         };
         let bad = |line: usize| Error::Format {
             path: path.display().to_string(),
-            problem: format!("line {line}: expected step,train_loss,val_loss,tokens_per_s"),
+            problem: format!(
+                "line {line}: expected step,train_loss,val_loss,tokens_per_s[,extra]"
+            ),
         };
         let mut rows = Vec::new();
         for (i, line) in text.lines().enumerate().skip(1) {
             let f: Vec<&str> = line.split(',').collect();
-            if f.len() != 4 {
+            if f.len() != 4 && f.len() != 5 {
                 return Err(bad(i + 1));
             }
             let num = |s: &str| s.parse::<f64>().map_err(|_| bad(i + 1));
@@ -74,6 +78,10 @@ impl Metrics {
                     Some(num(f[2])?)
                 },
                 tokens_per_s: num(f[3])?,
+                extra: match f.get(4) {
+                    Some(v) if !v.is_empty() => Some(num(v)?),
+                    _ => None,
+                },
             };
             if row.step <= upto {
                 rows.push(row);
@@ -83,17 +91,22 @@ impl Metrics {
     }
 
     /// Writes the log as CSV with the column names of `header` (4 names: step, train loss,
-    /// validation loss, tokens per second), atomically.
+    /// validation loss, tokens per second; a fifth names the `extra` column), atomically.
     pub fn write_csv(&self, path: &Path, header: &str) -> Result<()> {
+        let five = header.split(',').count() == 5;
         let mut s = format!("{header}\n");
         for r in &self.rows {
             s.push_str(&format!(
-                "{},{:.6},{},{:.1}\n",
+                "{},{:.6},{},{:.1}",
                 r.step,
                 r.train_loss,
                 r.val_loss.map_or(String::new(), |v| format!("{v:.6}")),
                 r.tokens_per_s
             ));
+            if five {
+                s.push_str(&format!(",{}", r.extra.map_or(String::new(), |v| format!("{v:.6}"))));
+            }
+            s.push('\n');
         }
         write_atomic(path, s.as_bytes())
     }

@@ -58,7 +58,7 @@ impl Default for NmtConfig {
             },
             min_count: 3,
             batch: 64,
-            lr: 3e-3,
+            lr: 1e-2,
             clip: 5.0,
         }
     }
@@ -284,6 +284,9 @@ impl epochs::EpochTrainer for NmtTrainer {
         let all = steps(&lens(&self.val_ids));
         Ok(1.25 * secs * all as f64 / sample as f64 + 2.0)
     }
+    fn detail_value(&self) -> Option<f64> {
+        Some(self.val_ppl.get())
+    }
     fn detail(&self) -> Option<String> {
         Some(format!("validation perplexity {:.2}", self.val_ppl.get()))
     }
@@ -411,7 +414,7 @@ pub fn train(
         epochs::EpochTrainer::batches_per_epoch(&tr),
     );
     let curves = epochs::Curves {
-        header: "step,train_loss,val_bleu,pairs_per_s",
+        header: "step,train_loss,val_bleu,pairs_per_s,val_perplexity",
         png: "curves.png",
         title: "wgrnn translation: training loss (nats/token) and validation BLEU / 100",
         score: "validation BLEU / 100",
