@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes tests/golden/bleu/: hypothesis and reference files and what sacreBLEU itself says of
+"""Writes tests/fixtures/bleu/: hypothesis and reference files and what sacreBLEU itself says of
 them, so `wgrnn bleu` is tested against sacreBLEU without Python in CI.
 
     pip install sacrebleu==2.6.0 && python3 scripts/sacrebleu_fixtures.py
@@ -28,7 +28,7 @@ from sacrebleu.metrics import BLEU
 from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "tests" / "golden" / "bleu"
+OUT = ROOT / "tests" / "fixtures" / "bleu"
 
 
 def lines_of(path):

@@ -1,4 +1,4 @@
-//! `wgrnn::models::bleu` and `wgrnn bleu` against sacreBLEU itself: tests/golden/bleu/ holds
+//! `wgrnn::models::bleu` and `wgrnn bleu` against sacreBLEU itself: tests/fixtures/bleu/ holds
 //! fixture files and what sacreBLEU 2.6.0 computed for them (scripts/sacrebleu_fixtures.py):
 //! the 13a tokens of every line, the n-gram statistics, the score and its printed form. No GPU.
 
@@ -16,7 +16,7 @@ use wgrnn::models::bleu::{self, BleuStats, tokenize_13a};
 const SCORE_TOL: f64 = 1e-9;
 
 fn dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/bleu")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bleu")
 }
 
 fn json(name: &str) -> Value {

@@ -2,7 +2,7 @@
 //! (`sacrebleu.corpus_bleu(hyps, [refs])`): the mteval-v13a tokenizer, n-grams of orders 1 to
 //! 4 clipped by one reference per line, the reference length of each line summed, the
 //! brevity penalty, and the exponential ("mteval") smoothing of orders with no match;
-//! case-sensitive unless lowercased. `tests/golden/bleu/` holds sacreBLEU's own numbers for
+//! case-sensitive unless lowercased. `tests/fixtures/bleu/` holds sacreBLEU's own numbers for
 //! fixture files (made by `scripts/sacrebleu_fixtures.py`), token for token.
 
 use std::collections::HashMap;

@@ -58,9 +58,7 @@ impl Metrics {
         };
         let bad = |line: usize| Error::Format {
             path: path.display().to_string(),
-            problem: format!(
-                "line {line}: expected step,train_loss,val_loss,tokens_per_s[,extra]"
-            ),
+            problem: format!("line {line}: expected step,train_loss,val_loss,tokens_per_s[,extra]"),
         };
         let mut rows = Vec::new();
         for (i, line) in text.lines().enumerate().skip(1) {
@@ -104,7 +102,10 @@ impl Metrics {
                 r.tokens_per_s
             ));
             if five {
-                s.push_str(&format!(",{}", r.extra.map_or(String::new(), |v| format!("{v:.6}"))));
+                s.push_str(&format!(
+                    ",{}",
+                    r.extra.map_or(String::new(), |v| format!("{v:.6}"))
+                ));
             }
             s.push('\n');
         }

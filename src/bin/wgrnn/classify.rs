@@ -7,8 +7,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use wgrnn::models::classify::{
-    self, Budget, Classifier, ClassifyConfig, Pool, TrainOptions, argmax, read_labelled,
-    read_sentences,
+    self, Classifier, ClassifyConfig, Pool, TrainOptions, argmax, read_labelled, read_sentences,
 };
 use wgrnn::{Context, Error};
 
@@ -95,12 +94,7 @@ pub fn cmd_train(a: TrainArgs) -> Result<ExitCode, Error> {
         seed: a.seed,
     };
     config.validate()?;
-    let budget = match (a.epochs, a.minutes) {
-        (Some(n), _) => Budget::Epochs(n),
-        (None, Some(m)) if m.is_finite() && m > 0.0 => Budget::Minutes(m),
-        (None, Some(m)) => return Err(Error::config(format!("--minutes {m} must be > 0"))),
-        (None, None) => Budget::Minutes(8.0),
-    };
+    let budget = progress::budget(a.epochs, a.minutes, 8.0)?;
     let opts = TrainOptions {
         train: a.train,
         dev: a.dev,

@@ -6,14 +6,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use wgrnn::models::epochs::Budget;
 use wgrnn::models::nmt::model::Seq2SeqConfig;
 use wgrnn::models::nmt::train::{self, NmtConfig, TrainOptions, Translator};
 use wgrnn::models::{bleu, corpus};
 use wgrnn::{Context, Error};
 
 use crate::lm::stop_flag;
-use crate::progress::{EpochUi, Score};
+use crate::progress::{self, EpochUi, Score};
 
 /// `bleu`'s flags.
 #[derive(Args, Debug)]
@@ -124,12 +123,7 @@ pub fn cmd_train(a: TrainArgs) -> Result<ExitCode, Error> {
         clip: a.clip,
     };
     config.validate()?;
-    let budget = match (a.epochs, a.minutes) {
-        (Some(n), _) => Budget::Epochs(n),
-        (None, Some(m)) if m.is_finite() && m > 0.0 => Budget::Minutes(m),
-        (None, Some(m)) => return Err(Error::config(format!("--minutes {m} must be > 0"))),
-        (None, None) => Budget::Minutes(6.0),
-    };
+    let budget = progress::budget(a.epochs, a.minutes, 6.0)?;
     let opts = TrainOptions {
         data_dir: a.data_dir,
         src: a.src,

@@ -2,7 +2,22 @@
 //! a bar on a terminal, plain lines on stderr otherwise.
 
 use indicatif::{ProgressBar, ProgressStyle};
+use wgrnn::Error;
 use wgrnn::models::epochs::{Budget, Event, Summary};
+
+/// The budget of `--epochs N` or `--minutes M`, `default_minutes` when neither is given.
+pub fn budget(
+    epochs: Option<u64>,
+    minutes: Option<f64>,
+    default_minutes: f64,
+) -> Result<Budget, Error> {
+    match (epochs, minutes) {
+        (Some(n), _) => Ok(Budget::Epochs(n)),
+        (None, Some(m)) if m.is_finite() && m > 0.0 => Ok(Budget::Minutes(m)),
+        (None, Some(m)) => Err(Error::config(format!("--minutes {m} must be > 0"))),
+        (None, None) => Ok(Budget::Minutes(default_minutes)),
+    }
+}
 
 /// A progress bar for a run with `budget`.
 pub struct EpochUi {
