@@ -665,22 +665,8 @@ impl ClassifyTrainer {
 
     /// Restores the optimiser and the position in the batch order from a checkpoint.
     pub fn restore(&mut self, ctx: &Context, dir: &Path, conf: &Value) -> Result<()> {
-        let path = dir.join("config.json");
-        self.opt
-            .load(ctx, &self.store, dir.join("optimizer.safetensors"))?;
-        self.step = field(conf, &path, "step")?;
-        self.epoch = field(conf, &path, "epoch")?;
-        self.batch_in_epoch = field(conf, &path, "batch_in_epoch")?;
-        if self.opt.steps() != self.step {
-            return Err(Error::Format {
-                path: dir.join("optimizer.safetensors").display().to_string(),
-                problem: format!(
-                    "{} optimiser steps, config.json says {}",
-                    self.opt.steps(),
-                    self.step
-                ),
-            });
-        }
+        (self.step, self.epoch, self.batch_in_epoch) =
+            epochs::restore_position(ctx, &mut self.opt, &self.store, dir, conf)?;
         Ok(())
     }
 }
@@ -721,12 +707,8 @@ pub fn train(
     on_started: &mut dyn FnMut(&str, u64, usize, usize),
     on_event: &mut dyn FnMut(&epochs::Event),
 ) -> Result<epochs::Summary> {
-    let resume_from = checkpoint::prepare_out(&opts.out, opts.resume)?;
-    let resumed = match &resume_from {
-        Some(dir) => Some(read_config(dir, "classify")?),
-        None => None,
-    };
-    let ctx = checkpoint::context_for(resumed.as_ref())?;
+    let start = epochs::start(&opts.out, opts.resume, "classify")?;
+    let (resume_from, ctx) = (&start.from, &start.ctx);
     let train_ex = read_labelled(&opts.train, None)?;
     let classes = train_ex
         .iter()
@@ -740,7 +722,7 @@ pub fn train(
     };
     let (model, conf) = match &resume_from {
         Some(dir) => {
-            let (m, c) = Classifier::load(&ctx, dir)?;
+            let (m, c) = Classifier::load(ctx, dir)?;
             if m.classes() != classes {
                 return Err(Error::Format {
                     path: data.train.clone(),
@@ -756,19 +738,14 @@ pub fn train(
                 .iter()
                 .flat_map(|e| e.tokens.iter().map(String::as_str));
             let vocab = Vocab::from_counts(words, c.min_count, &["<pad>", "<unk>"])?;
-            (Classifier::new(&ctx, vocab, classes, c)?, None)
+            (Classifier::new(ctx, vocab, classes, c)?, None)
         }
     };
-    let mut tr = ClassifyTrainer::new(&ctx, model, &train_ex)?;
+    let mut tr = ClassifyTrainer::new(ctx, model, &train_ex)?;
     tr.dev = dev_ex;
     tr.data = data;
-    let mut best = f64::NEG_INFINITY;
-    if let (Some(dir), Some(c)) = (&resume_from, &conf) {
-        tr.restore(&ctx, dir, c)?;
-        best = c
-            .get("best_dev_score")
-            .and_then(Value::as_f64)
-            .unwrap_or(best);
+    if let (Some(dir), Some(c)) = (resume_from, &conf) {
+        tr.restore(ctx, dir, c)?;
     }
     on_started(
         ctx.adapter_name(),
@@ -783,11 +760,11 @@ pub fn train(
         score: "dev accuracy",
     };
     epochs::run(
-        &ctx,
+        ctx,
         &mut tr,
         &opts.out,
         opts.budget,
-        best,
+        start.best(),
         &curves,
         stop,
         on_event,

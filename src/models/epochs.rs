@@ -4,15 +4,79 @@
 //! (`--epochs` or `--minutes`, the final evaluation and checkpoint included), Ctrl-C, and
 //! `metrics.csv` with a PNG of the curves. A family implements [`EpochTrainer`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use super::checkpoint::{self, field, read_config};
 use super::metrics::{Metrics, Row};
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::nn::{Optimizer, ParamStore};
+
+/// Where a run starts: the checkpoint folder it resumes from and its `config.json` (none for
+/// a fresh run), and the context, made with the kernel configuration that checkpoint
+/// recorded.
+pub struct Start {
+    /// `out/last/` (or `last.old/`) on `--resume`.
+    pub from: Option<PathBuf>,
+    /// Its `config.json`.
+    pub config: Option<Value>,
+    /// The device context.
+    pub ctx: Context,
+}
+
+/// Checks `out` for a fresh run or a `--resume` (`checkpoint::prepare_out`), reads the
+/// checkpoint's config of family `kind` and makes the context.
+pub fn start(out: &Path, resume: bool, kind: &str) -> Result<Start> {
+    let from = checkpoint::prepare_out(out, resume)?;
+    let config = match &from {
+        Some(dir) => Some(read_config(dir, kind)?),
+        None => None,
+    };
+    let ctx = checkpoint::context_for(config.as_ref())?;
+    Ok(Start { from, config, ctx })
+}
+
+impl Start {
+    /// The best dev score of the resumed run so far ([`run`] records it as
+    /// `best_dev_score`), minus infinity for a fresh run.
+    pub fn best(&self) -> f64 {
+        self.config
+            .as_ref()
+            .and_then(|c| c.get("best_dev_score"))
+            .and_then(Value::as_f64)
+            .unwrap_or(f64::NEG_INFINITY)
+    }
+}
+
+/// Loads the optimiser state of checkpoint `dir` and returns the position its `conf` records,
+/// `(step, epoch, batch_in_epoch)`; the optimiser's own step count must agree.
+pub fn restore_position(
+    ctx: &Context,
+    opt: &mut Optimizer,
+    store: &ParamStore,
+    dir: &Path,
+    conf: &Value,
+) -> Result<(u64, u64, usize)> {
+    let path = dir.join("config.json");
+    let opt_path = dir.join("optimizer.safetensors");
+    opt.load(ctx, store, &opt_path)?;
+    let step: u64 = field(conf, &path, "step")?;
+    if opt.steps() != step {
+        return Err(Error::Format {
+            path: opt_path.display().to_string(),
+            problem: format!("{} optimiser steps, config.json says {step}", opt.steps()),
+        });
+    }
+    Ok((
+        step,
+        field(conf, &path, "epoch")?,
+        field(conf, &path, "batch_in_epoch")?,
+    ))
+}
 
 /// How long a run lasts.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -849,22 +849,8 @@ impl TaggerTrainer {
 
     /// Restores the optimiser and the position in the batch order.
     pub fn restore(&mut self, ctx: &Context, dir: &Path, conf: &Value) -> Result<()> {
-        let path = dir.join("config.json");
-        self.opt
-            .load(ctx, &self.store, dir.join("optimizer.safetensors"))?;
-        self.step = field(conf, &path, "step")?;
-        self.epoch = field(conf, &path, "epoch")?;
-        self.batch_in_epoch = field(conf, &path, "batch_in_epoch")?;
-        if self.opt.steps() != self.step {
-            return Err(Error::Format {
-                path: dir.join("optimizer.safetensors").display().to_string(),
-                problem: format!(
-                    "{} optimiser steps, config.json says {}",
-                    self.opt.steps(),
-                    self.step
-                ),
-            });
-        }
+        (self.step, self.epoch, self.batch_in_epoch) =
+            epochs::restore_position(ctx, &mut self.opt, &self.store, dir, conf)?;
         Ok(())
     }
 }
@@ -927,17 +913,13 @@ pub fn train(
     on_started: &mut dyn FnMut(&str, u64, usize, usize),
     on_event: &mut dyn FnMut(&epochs::Event),
 ) -> Result<epochs::Summary> {
-    let resume_from = checkpoint::prepare_out(&opts.out, opts.resume)?;
-    let resumed = match &resume_from {
-        Some(dir) => Some(read_config(dir, "tagger")?),
-        None => None,
-    };
-    let ctx = checkpoint::context_for(resumed.as_ref())?;
+    let start = epochs::start(&opts.out, opts.resume, "tagger")?;
+    let (resume_from, ctx) = (&start.from, &start.ctx);
     let train_doc = conllu::read(&opts.train)?;
     let dev_doc = conllu::read(&opts.dev)?;
     let (model, conf) = match &resume_from {
         Some(dir) => {
-            let (m, c) = Tagger::load(&ctx, dir)?;
+            let (m, c) = Tagger::load(ctx, dir)?;
             (m, Some(c))
         }
         None => {
@@ -958,19 +940,14 @@ pub fn train(
             tags.sort();
             tags.dedup();
             let tags = Vocab::new(tags)?;
-            (Tagger::new(&ctx, words, chars, tags, c)?, None)
+            (Tagger::new(ctx, words, chars, tags, c)?, None)
         }
     };
-    let mut tr = TaggerTrainer::new(&ctx, model, &train_doc.sentences)?;
+    let mut tr = TaggerTrainer::new(ctx, model, &train_doc.sentences)?;
     tr.dev = dev_doc.sentences;
     tr.files = json!({"train": train_doc.path, "dev": dev_doc.path});
-    let mut best = f64::NEG_INFINITY;
-    if let (Some(dir), Some(c)) = (&resume_from, &conf) {
-        tr.restore(&ctx, dir, c)?;
-        best = c
-            .get("best_dev_score")
-            .and_then(Value::as_f64)
-            .unwrap_or(best);
+    if let (Some(dir), Some(c)) = (resume_from, &conf) {
+        tr.restore(ctx, dir, c)?;
     }
     on_started(
         ctx.adapter_name(),
@@ -985,11 +962,11 @@ pub fn train(
         score: "dev accuracy",
     };
     epochs::run(
-        &ctx,
+        ctx,
         &mut tr,
         &opts.out,
         opts.budget,
-        best,
+        start.best(),
         &curves,
         stop,
         on_event,

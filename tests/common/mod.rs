@@ -114,3 +114,13 @@ pub fn wgrnn(args: &[&str]) -> (i32, String, String) {
     let (code, out, err) = wgrnn_bytes(args, None);
     (code, String::from_utf8_lossy(&out).into_owned(), err)
 }
+
+/// Asserts that checkpoint files `files` are byte-identical in folders `a` and `b` (a resumed
+/// run against a one-go run).
+pub fn assert_same_checkpoint(a: &std::path::Path, b: &std::path::Path, files: &[&str]) {
+    for f in files {
+        let x = std::fs::read(a.join(f)).unwrap();
+        let y = std::fs::read(b.join(f)).unwrap();
+        assert!(x == y, "{f} differs between the resumed and the one-go run");
+    }
+}

@@ -372,16 +372,16 @@ fn resume_is_exact() {
     run(&opts("a", 1, false));
     run(&opts("a", 2, true));
     run(&opts("b", 2, false));
-    for f in [
-        "encoder.safetensors",
-        "decoder.safetensors",
-        "model.safetensors",
-        "optimizer.safetensors",
-    ] {
-        let a = std::fs::read(d.join("a/last").join(f)).unwrap();
-        let b = std::fs::read(d.join("b/last").join(f)).unwrap();
-        assert!(a == b, "{f} differs between the resumed and the one-go run");
-    }
+    crate::common::assert_same_checkpoint(
+        &d.join("a/last"),
+        &d.join("b/last"),
+        &[
+            "encoder.safetensors",
+            "decoder.safetensors",
+            "model.safetensors",
+            "optimizer.safetensors",
+        ],
+    );
     let _ = std::fs::remove_dir_all(&d);
 }
 

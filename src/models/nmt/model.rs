@@ -730,22 +730,15 @@ impl Seq2SeqTrainer {
         crate::models::checkpoint::write_folder(ctx, dir, &folder)
     }
 
-    /// Restores the optimiser from `dir` and the step count `step` (the model's weights were
-    /// loaded with it); the optimiser's own step count must agree.
-    pub fn restore(&mut self, ctx: &Context, dir: &std::path::Path, step: u64) -> Result<()> {
-        let p = dir.join("optimizer.safetensors");
-        self.opt.load(ctx, &self.store, &p)?;
-        if self.opt.steps() != step {
-            return Err(Error::Format {
-                path: p.display().to_string(),
-                problem: format!(
-                    "{} optimiser steps, config.json says {step}",
-                    self.opt.steps()
-                ),
-            });
-        }
-        self.step = step;
-        Ok(())
+    /// Restores the optimiser from checkpoint `dir` (the model's weights were loaded with
+    /// it) and returns the position its `conf` records, `(step, epoch, batch_in_epoch)`.
+    pub fn restore(
+        &mut self,
+        ctx: &Context,
+        dir: &std::path::Path,
+        conf: &serde_json::Value,
+    ) -> Result<(u64, u64, usize)> {
+        crate::models::epochs::restore_position(ctx, &mut self.opt, &self.store, dir, conf)
     }
 
     /// The dropout seed of step `step`.

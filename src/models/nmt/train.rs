@@ -341,17 +341,13 @@ pub fn train(
     on_started: &mut dyn FnMut(&str, u64, usize, usize),
     on_event: &mut dyn FnMut(&epochs::Event),
 ) -> Result<epochs::Summary> {
-    let resume_from = checkpoint::prepare_out(&opts.out, opts.resume)?;
-    let resumed = match &resume_from {
-        Some(dir) => Some(read_config(dir, "nmt")?),
-        None => None,
-    };
-    let ctx = checkpoint::context_for(resumed.as_ref())?;
+    let start = epochs::start(&opts.out, opts.resume, "nmt")?;
+    let (resume_from, ctx) = (&start.from, &start.ctx);
     let train_p = text::read_parallel(&opts.data_dir, "train", &opts.src, &opts.tgt)?;
     let val = text::read_parallel(&opts.data_dir, "val", &opts.src, &opts.tgt)?;
     let (translator, conf) = match &resume_from {
         Some(dir) => {
-            let (t, c) = Translator::load(&ctx, dir)?;
+            let (t, c) = Translator::load(ctx, dir)?;
             (t, Some(c))
         }
         None => {
@@ -359,7 +355,7 @@ pub fn train(
             c.validate()?;
             let sv = text::vocabulary(&train_p.src_tokens, c.min_count)?;
             let tv = text::vocabulary(&train_p.tgt_tokens, c.min_count)?;
-            let model = Seq2Seq::new(&ctx, sv.len(), tv.len(), &c.model)?;
+            let model = Seq2Seq::new(ctx, sv.len(), tv.len(), &c.model)?;
             (
                 Translator {
                     config: c.clone(),
@@ -380,7 +376,7 @@ pub fn train(
     let train_ids = encode_pairs(&train_p, &src_vocab, &tgt_vocab);
     let val_ids = encode_pairs(&val, &src_vocab, &tgt_vocab);
     let mut tr = NmtTrainer {
-        tr: Seq2SeqTrainer::new(&ctx, model, config.lr, config.clip)?,
+        tr: Seq2SeqTrainer::new(ctx, model, config.lr, config.clip)?,
         config,
         src_vocab,
         tgt_vocab,
@@ -396,16 +392,8 @@ pub fn train(
         },
         val_ppl: Cell::new(f64::NAN),
     };
-    let mut best = f64::NEG_INFINITY;
-    if let (Some(dir), Some(c)) = (&resume_from, &conf) {
-        let path = dir.join("config.json");
-        tr.tr.restore(&ctx, dir, field(c, &path, "step")?)?;
-        tr.epoch = field(c, &path, "epoch")?;
-        tr.batch_in_epoch = field(c, &path, "batch_in_epoch")?;
-        best = c
-            .get("best_dev_score")
-            .and_then(Value::as_f64)
-            .unwrap_or(best);
+    if let (Some(dir), Some(c)) = (resume_from, &conf) {
+        (tr.tr.step, tr.epoch, tr.batch_in_epoch) = tr.tr.restore(ctx, dir, c)?;
     }
     on_started(
         ctx.adapter_name(),
@@ -420,11 +408,11 @@ pub fn train(
         score: "validation BLEU / 100",
     };
     epochs::run(
-        &ctx,
+        ctx,
         &mut tr,
         &opts.out,
         opts.budget,
-        best,
+        start.best(),
         &curves,
         stop,
         on_event,
