@@ -757,7 +757,9 @@ pub fn train(
         header: "step,train_loss,dev_accuracy,sentences_per_s",
         png: "curves.png",
         title: "wgrnn sentence classifier: training loss and dev accuracy",
+        unit: "loss (nats) / accuracy",
         score: "dev accuracy",
+        second: |r| r.val_loss,
     };
     epochs::run(
         ctx,

@@ -173,8 +173,13 @@ pub struct Curves<'a> {
     pub png: &'a str,
     /// Its title.
     pub title: &'a str,
-    /// The score curve's label.
+    /// The PNG's vertical axis.
+    pub unit: &'a str,
+    /// The second curve's label.
     pub score: &'a str,
+    /// The second curve's value of a row: the score (`|r| r.val_loss`) or something on the
+    /// training loss's scale.
+    pub second: fn(&Row) -> Option<f64>,
 }
 
 /// Trains `tr` in `out` until the budget or `stop`, evaluating and checkpointing at every epoch
@@ -348,8 +353,9 @@ impl Log<'_> {
         self.metrics.plot(
             &self.out.join(self.curves.png),
             self.curves.title,
-            "loss (nats) / accuracy",
+            self.curves.unit,
             self.curves.score,
+            self.curves.second,
         )?;
         Ok((score, is_best, t0.elapsed().as_secs_f64()))
     }

@@ -873,6 +873,7 @@ impl Run<'_> {
             "wgrnn character LM on the GPU: cross-entropy",
             "nats per character",
             "validation loss",
+            |r| r.val_loss,
         )?;
         self.save_secs = t1.elapsed().as_secs_f64();
         Ok((score, is_best))

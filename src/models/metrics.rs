@@ -112,10 +112,18 @@ impl Metrics {
         write_atomic(path, s.as_bytes())
     }
 
-    /// Draws training loss and the validation measure against steps into a PNG at `path`
-    /// (written atomically), with `title` on top, `unit` naming the vertical axis and
-    /// second curve `val_label` (`"validation loss"`, `"dev accuracy"`).
-    pub fn plot(&self, path: &Path, title: &str, unit: &str, val_label: &str) -> Result<()> {
+    /// Draws training loss and a validation measure (`second` of each row, e.g. its
+    /// `val_loss`) against steps into a PNG at `path` (written atomically), with `title` on
+    /// top, `unit` naming the vertical axis and the second curve labelled `val_label`
+    /// (`"validation loss"`, `"dev accuracy"`).
+    pub fn plot(
+        &self,
+        path: &Path,
+        title: &str,
+        unit: &str,
+        val_label: &str,
+        second: fn(&Row) -> Option<f64>,
+    ) -> Result<()> {
         register_font();
         let (w, h) = (900u32, 540u32);
         let mut buf = vec![0u8; (w * h * 3) as usize];
@@ -136,7 +144,7 @@ impl Metrics {
                 .rows
                 .iter()
                 .filter_map(|r| {
-                    r.val_loss
+                    second(r)
                         .filter(|v| v.is_finite())
                         .map(|v| (r.step as f64, v))
                 })

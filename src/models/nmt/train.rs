@@ -404,8 +404,10 @@ pub fn train(
     let curves = epochs::Curves {
         header: "step,train_loss,val_bleu,pairs_per_s,val_perplexity",
         png: "curves.png",
-        title: "wgrnn translation: training loss (nats/token) and validation BLEU / 100",
-        score: "validation BLEU / 100",
+        title: "wgrnn translation: cross-entropy per target token (BLEU is in metrics.csv)",
+        unit: "nats per target token",
+        score: "validation loss (ln perplexity)",
+        second: |r| r.extra.map(f64::ln),
     };
     epochs::run(
         ctx,
