@@ -118,6 +118,11 @@ pub trait EpochTrainer {
     }
     /// Writes a checkpoint folder with `extra` merged into its config.json.
     fn save(&self, ctx: &Context, dir: &Path, extra: Value) -> Result<()>;
+    /// Target tokens trained on so far in this process, where a family counts them (the
+    /// summary's tokens per second).
+    fn tokens_trained(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// What [`run`] reports as it goes.
@@ -160,6 +165,8 @@ pub struct Summary {
     pub best: f64,
     /// Training items per second.
     pub items_per_s: f64,
+    /// Training target tokens per second, where the family counts them.
+    pub tokens_per_s: Option<f64>,
     /// Whether Ctrl-C stopped it.
     pub interrupted: bool,
 }
@@ -203,6 +210,7 @@ pub fn run(
         Budget::Epochs(_) => None,
     };
     let first = tr.step();
+    let first_tokens = tr.tokens_trained();
     let mut eval_secs = match budget {
         Budget::Minutes(_) => tr.estimate_eval_secs(ctx)?,
         Budget::Epochs(_) => 1.0,
@@ -297,6 +305,10 @@ pub fn run(
         score,
         best,
         items_per_s: ((tr.step() - first) as usize * tr.batch_size()) as f64 / train_secs.max(1e-9),
+        tokens_per_s: match (first_tokens, tr.tokens_trained()) {
+            (Some(a), Some(b)) => Some((b - a) as f64 / train_secs.max(1e-9)),
+            _ => None,
+        },
         interrupted,
     })
 }

@@ -31,6 +31,7 @@ fn tiny(mode: &str, attention: &str) -> Seq2SeqConfig {
         attention_rank: 2,
         dropout: 0.0,
         seed: 7,
+        input_feeding: false,
     }
 }
 
@@ -101,17 +102,6 @@ fn reference_loss(
     let h0 = bridge(&fe.h_n, "bridge_h");
     let c0 = fe.c_n.as_ref().map(|cn| bridge(cn, "bridge_c"));
     let y = embedding_forward(&p["tgt_embedding.weight"], &tin, vt, e);
-    let fd = rnn_forward(
-        &dec,
-        &RefInputs {
-            x: y,
-            seq: t,
-            batch: b,
-            h0: Some(h0),
-            c0,
-            ..Default::default()
-        },
-    );
     let bm = |v: &[f64], n: usize, w: usize| -> Vec<f64> {
         (0..b)
             .flat_map(|j| {
@@ -119,44 +109,89 @@ fn reference_loss(
             })
             .collect()
     };
-    let decb = bm(&fd.output, t, h);
-    let cat: Vec<f64> = match c.score().unwrap() {
-        None => decb.clone(),
-        Some(score) => {
-            let get = |n: &str| p.get(&format!("attention.{n}.weight")).cloned();
-            let att = AttentionRef {
-                score,
-                enc: 2 * h,
-                hidden: h,
-                key: get("key").unwrap(),
-                value: get("value").unwrap(),
-                query: get("query"),
-                key_proj: get("key_proj"),
-                energy: get("energy"),
-            };
-            let encb = bm(&fe.output, s, 2 * h);
-            let (ctx, _) = att.forward(&encb, &lens, &decb, t);
-            (0..b * t)
-                .flat_map(|r| {
-                    let mut row = ctx[r * h..(r + 1) * h].to_vec();
-                    row.extend_from_slice(&decb[r * h..(r + 1) * h]);
+    // tanh(combine [attention; s]) of batch-major decoder states [B*n, H].
+    let head = |decb: &[f64], n: usize| -> Vec<f64> {
+        let cat: Vec<f64> = match c.score().unwrap() {
+            None => decb.to_vec(),
+            Some(score) => {
+                let get = |n: &str| p.get(&format!("attention.{n}.weight")).cloned();
+                let att = AttentionRef {
+                    score,
+                    enc: 2 * h,
+                    hidden: h,
+                    key: get("key").unwrap(),
+                    value: get("value").unwrap(),
+                    query: get("query"),
+                    key_proj: get("key_proj"),
+                    energy: get("energy"),
+                };
+                let encb = bm(&fe.output, s, 2 * h);
+                let (ctx, _) = att.forward(&encb, &lens, decb, n);
+                (0..b * n)
+                    .flat_map(|r| {
+                        let mut row = ctx[r * h..(r + 1) * h].to_vec();
+                        row.extend_from_slice(&decb[r * h..(r + 1) * h]);
+                        row
+                    })
+                    .collect()
+            }
+        };
+        let width = cat.len() / (b * n);
+        linear_forward(
+            &cat,
+            &p["combine.weight"],
+            Some(&p["combine.bias"]),
+            b * n,
+            width,
+            h,
+        )
+        .iter()
+        .map(|v| v.tanh())
+        .collect()
+    };
+    let hid = if c.input_feeding {
+        // Step by step: step i's input is [y_i; o_{i-1}], o_{-1} = 0.
+        let (mut hs, mut cs) = (h0, c0);
+        let mut feed = vec![0.0; b * h];
+        let mut outs = Vec::new();
+        for i in 0..t {
+            let x: Vec<f64> = (0..b)
+                .flat_map(|j| {
+                    let mut row = y[(i * b + j) * e..(i * b + j + 1) * e].to_vec();
+                    row.extend_from_slice(&feed[j * h..(j + 1) * h]);
                     row
                 })
-                .collect()
+                .collect();
+            let fd = rnn_forward(
+                &dec,
+                &RefInputs {
+                    x,
+                    seq: 1,
+                    batch: b,
+                    h0: Some(hs),
+                    c0: cs,
+                    ..Default::default()
+                },
+            );
+            feed = head(&fd.output, 1);
+            outs.extend_from_slice(&feed);
+            (hs, cs) = (fd.h_n, fd.c_n);
         }
+        bm(&outs, t, h)
+    } else {
+        let fd = rnn_forward(
+            &dec,
+            &RefInputs {
+                x: y.clone(),
+                seq: t,
+                batch: b,
+                h0: Some(h0),
+                c0,
+                ..Default::default()
+            },
+        );
+        head(&bm(&fd.output, t, h), t)
     };
-    let width = cat.len() / (b * t);
-    let hid: Vec<f64> = linear_forward(
-        &cat,
-        &p["combine.weight"],
-        Some(&p["combine.bias"]),
-        b * t,
-        width,
-        h,
-    )
-    .iter()
-    .map(|v| v.tanh())
-    .collect();
     let logits = linear_forward(
         &hid,
         &p["output.weight"],
@@ -182,14 +217,20 @@ fn tiny_model_gradient_matches_finite_differences() {
         .iter()
         .map(|(x, y)| (x.as_slice(), y.as_slice()))
         .collect();
-    for (mode, attention) in [
-        ("lstm", "dot"),
-        ("lstm", "additive"),
-        ("gru", "multiplicative"),
-        ("gru", "low-rank"),
-        ("lstm", "none"),
+    for (mode, attention, input_feeding) in [
+        ("lstm", "dot", false),
+        ("lstm", "additive", false),
+        ("gru", "multiplicative", false),
+        ("gru", "low-rank", false),
+        ("lstm", "none", false),
+        ("lstm", "dot", true),
+        ("gru", "additive", true),
+        ("lstm", "none", true),
     ] {
-        let c = tiny(mode, attention);
+        let c = Seq2SeqConfig {
+            input_feeding,
+            ..tiny(mode, attention)
+        };
         let model = Seq2Seq::new(ctx, vs, vt, &c).unwrap();
         let enc = RefParams::from_params(&model.encoder.params(ctx).unwrap());
         let dec = RefParams::from_params(&model.decoder.params(ctx).unwrap());
@@ -204,7 +245,7 @@ fn tiny_model_gradient_matches_finite_differences() {
         let l0 = f(&p);
         assert!(
             (loss as f64 - l0).abs() < 1e-5,
-            "{mode} {attention}: loss {loss} vs {l0}"
+            "{mode} {attention} feeding {input_feeding}: loss {loss} vs {l0}"
         );
         let eps = 1e-6;
         for (name, g) in &grads {
@@ -237,7 +278,7 @@ fn tiny_model_gradient_matches_finite_differences() {
             let rel = (num / den.max(1e-300)).sqrt();
             assert!(
                 rel < GRAD_TOL || num.sqrt() < 1e-7,
-                "{mode} {attention} {name}: relative error {rel:.3e} (seed {})",
+                "{mode} {attention} feeding {input_feeding} {name}: relative error {rel:.3e} (seed {})",
                 c.seed
             );
         }
@@ -259,11 +300,17 @@ fn reversal(rng: &mut ChaCha8Rng, n: usize, k: u32, max: usize) -> Vec<(Vec<u32>
 /// Trains a GRU encoder-decoder with `attention` on reversal for 300 steps and returns the
 /// fraction of 64 fresh sequences it reverses exactly by greedy decoding, and the loss
 /// before and after.
-fn reversal_accuracy(ctx: &wgrnn::Context, attention: &str, max: usize) -> (f64, f32, f32) {
+fn reversal_accuracy(
+    ctx: &wgrnn::Context,
+    attention: &str,
+    input_feeding: bool,
+    max: usize,
+) -> (f64, f32, f32) {
     let k = 8u32;
     let c = Seq2SeqConfig {
         hidden: 32,
         embed: 16,
+        input_feeding,
         ..tiny("gru", attention)
     };
     let v = 4 + k as usize;
@@ -297,8 +344,8 @@ fn reversal_accuracy(ctx: &wgrnn::Context, attention: &str, max: usize) -> (f64,
 #[test]
 fn attention_learns_to_reverse_where_the_bridge_alone_cannot() {
     let Some(ctx) = gpu() else { return };
-    let (with, b1, a1) = reversal_accuracy(ctx, "dot", 12);
-    let (without, b2, a2) = reversal_accuracy(ctx, "none", 12);
+    let (with, b1, a1) = reversal_accuracy(ctx, "dot", false, 12);
+    let (without, b2, a2) = reversal_accuracy(ctx, "none", false, 12);
     assert!(
         with >= 0.9,
         "dot attention reversed {with:.2} exactly; loss {b1:.3} -> {a1:.3}"
@@ -307,6 +354,19 @@ fn attention_learns_to_reverse_where_the_bridge_alone_cannot() {
         without <= 0.5,
         "without attention {without:.2} reversed exactly (loss {b2:.3} -> {a2:.3}): the test no \
          longer shows what attention adds"
+    );
+}
+
+/// Input feeding trains step by step and decodes feeding each step's attentional vector
+/// back: it learns reversal (of 3 to 8 tokens, to keep the step-by-step run short), and
+/// greedy decoding uses what training learned.
+#[test]
+fn input_feeding_learns_to_reverse() {
+    let Some(ctx) = gpu() else { return };
+    let (acc, before, after) = reversal_accuracy(ctx, "dot", true, 8);
+    assert!(
+        acc >= 0.9,
+        "input feeding reversed {acc:.2} exactly; loss {before:.3} -> {after:.3}"
     );
 }
 

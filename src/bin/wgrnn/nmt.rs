@@ -60,6 +60,10 @@ pub struct TrainArgs {
     /// Rank of low-rank attention, attention size of additive.
     #[arg(long, default_value_t = NmtConfig::default().model.attention_rank)]
     attention_rank: usize,
+    /// Feed each step's attentional vector into the next step's decoder input (Luong et
+    /// al.); the decoder then trains step by step.
+    #[arg(long)]
+    input_feeding: bool,
     /// Layers of the encoder and of the decoder.
     #[arg(long, default_value_t = NmtConfig::default().model.layers)]
     layers: usize,
@@ -116,6 +120,7 @@ pub fn cmd_train(a: TrainArgs) -> Result<ExitCode, Error> {
             attention_rank: a.attention_rank,
             dropout: a.dropout,
             seed: a.seed,
+            input_feeding: a.input_feeding,
         },
         min_count: a.min_count,
         batch: a.batch,

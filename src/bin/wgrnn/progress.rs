@@ -119,8 +119,12 @@ impl EpochUi {
     /// Clears the bar and prints the summary.
     pub fn finish(&self, s: &Summary, items: &str, out: &std::path::Path) {
         self.pb.finish_and_clear();
+        let tokens = s
+            .tokens_per_s
+            .map(|t| format!(" ({t:.0} target tokens/s)"))
+            .unwrap_or_default();
         println!(
-            "stopped at step {}{}; {:.0} {items}/s; {} {} (best {})",
+            "stopped at step {}{}; {:.0} {items}/s{tokens}; {} {} (best {})",
             s.steps,
             if s.interrupted { " (interrupted)" } else { "" },
             s.items_per_s,

@@ -9,6 +9,8 @@
 //!   s = decoder(tgt_embedding(<s> y), h0)         [T, B, H]   (one whole-sequence call)
 //!   a = attention(s over enc, source lengths)     [B, T, H]   (`nn::Attention`; none: absent)
 //!   o = tanh(combine [a; s] + b)                  [B*T, H]
+//! (with input feeding the decoder runs step by step, step t's input `[y_t; o_{t-1}]`, and
+//! attention and `combine` run per step on `[B, 1]` rows)
 //!   logits = output(dropout(o))                   [B*T, V]    -> cross-entropy with y </s>,
 //!                                                               padded positions ignored
 //! Time-major RNN states become batch-major for attention by a row gather (whose backward is
@@ -25,7 +27,9 @@ use crate::nn::{
     targets,
 };
 use crate::ops::{self, AsView};
-use crate::rnn::{ForwardInputs, ForwardState, LayerParams, Mode, Rnn, RnnConfig, Upstream};
+use crate::rnn::{
+    ForwardInputs, ForwardState, LayerParams, Mode, Rnn, RnnConfig, RnnState, StepSaved, Upstream,
+};
 use crate::tensor::{DType, Tensor};
 
 /// The ignore index of padded target positions.
@@ -52,6 +56,11 @@ pub struct Seq2SeqConfig {
     pub dropout: f32,
     /// Seed of the initialisation.
     pub seed: u64,
+    /// Input feeding (Luong et al. 2015): the previous step's attentional vector
+    /// `tanh(combine [a; s])` is concatenated to the decoder's input, so the decoder runs
+    /// step by step.
+    #[serde(default)]
+    pub input_feeding: bool,
 }
 
 impl Seq2SeqConfig {
@@ -72,6 +81,11 @@ impl Seq2SeqConfig {
             )));
         }
         Ok(m)
+    }
+
+    /// The decoder's input size: E, or E + H with input feeding.
+    pub fn decoder_input(&self) -> usize {
+        self.embed + if self.input_feeding { self.hidden } else { 0 }
     }
 
     fn rnn(&self, input: usize, bidirectional: bool) -> Result<RnnConfig> {
@@ -159,16 +173,31 @@ pub struct Batch {
 /// What one forward keeps for the backward.
 struct Saved {
     enc: ForwardState,
-    dec: ForwardState,
     bridge_in: Tensor,
     h0: Tensor,
     bridge_c_in: Option<Tensor>,
     c0: Option<Tensor>,
     mem: Option<Memory>,
+    dec: DecoderSaved,
+    hd: Tensor,
+}
+
+/// What the decoder side keeps for the backward (one per training step: its size is
+/// immaterial).
+#[allow(clippy::large_enum_variant)]
+enum DecoderSaved {
+    /// One whole-sequence decoder call and one head over the `[B, T]` rows.
+    Whole { rnn: ForwardState, head: HeadSaved },
+    /// Input feeding: each step's RNN step and head over its `[B]` rows, in time order.
+    Steps(Vec<(StepSaved, HeadSaved)>),
+}
+
+/// What [`Seq2Seq::record_head`] keeps: the attention's saved values, `[a; s]` and the
+/// attentional vectors `o = tanh(combine [a; s] + b)`.
+struct HeadSaved {
     att: Option<AttentionSaved>,
     cat: Tensor,
     hid: Tensor,
-    hd: Tensor,
 }
 
 /// `idx[b * n + i] = i * batch + b`: batch-major rows of a time-major `[n, batch, ...]`.
@@ -204,7 +233,7 @@ impl Seq2Seq {
                 None
             },
             tgt_embedding: Embedding::random(ctx, tgt_vocab, e, Some(PAD_ID), s + 4)?,
-            decoder: Rnn::random(ctx, &config.rnn(e, false)?, s + 5)?,
+            decoder: Rnn::random(ctx, &config.rnn(config.decoder_input(), false)?, s + 5)?,
             attention,
             combine: Linear::random(ctx, cat, h, true, s + 7)?,
             output: Linear::random(ctx, h, tgt_vocab, true, s + 8)?,
@@ -453,14 +482,14 @@ impl Seq2Seq {
         Ok((st, mem, hb, cb))
     }
 
-    /// `[a; s]` (or `s`) -> `tanh(combine)` of batch-major decoder states `decb [B, T', H]`:
-    /// `(attention saved, cat, hid)`.
+    /// `[a; s]` (or `s`) -> `o = tanh(combine)` of batch-major decoder states
+    /// `decb [B, T', H]`; `o` is `[B*T', H]`.
     fn record_head(
         &self,
         rec: &mut Recorder,
         mem: Option<&Memory>,
         decb: &Tensor,
-    ) -> Result<(Option<AttentionSaved>, Tensor, Tensor)> {
+    ) -> Result<HeadSaved> {
         let s = decb.shape().to_vec();
         let rows = s[0] * s[1];
         let flat = decb.reshape(&[rows, s[2]])?;
@@ -474,7 +503,172 @@ impl Seq2Seq {
         };
         let pre = self.combine.record_forward(rec, &cat)?;
         let hid = ops::record_tanh(rec, &pre)?;
-        Ok((att, cat, hid))
+        Ok(HeadSaved { att, cat, hid })
+    }
+
+    /// The backward of [`Self::record_head`] from `dhid [B*T', H]`: parameter gradients into
+    /// `g`, the keys' and values' into `dmem`; returns the decoder states' gradient
+    /// `[B*T', H]` (batch-major, as the forward's rows).
+    #[allow(clippy::too_many_arguments)]
+    fn record_head_backward(
+        &self,
+        rec: &mut Recorder,
+        mem: Option<&Memory>,
+        head: &HeadSaved,
+        dhid: &Tensor,
+        g: &Seq2SeqGrads,
+        dmem: Option<&MemoryGrads>,
+        batch: usize,
+    ) -> Result<Tensor> {
+        let (rows, h) = (dhid.shape()[0], self.config.hidden);
+        let dpre = Tensor::zeros(rec.ctx(), "grad combine pre-activation", &[rows, h])?;
+        ops::record_tanh_backward(rec, dhid, &head.hid, &dpre)?;
+        let dcat = self
+            .combine
+            .record_backward(rec, &head.cat, &dpre, &g.combine, true)?;
+        match (&self.attention, mem, &head.att, &g.attention, dmem) {
+            (Some(a), Some(mem), Some(att), Some(ag), Some(dmem)) => {
+                let parts = ops::split(&dcat, &[h, h])?;
+                let dctx = ops::record_copy(rec, &parts[0])?.reshape(&[batch, rows / batch, h])?;
+                let direct = ops::record_copy(rec, &parts[1])?;
+                let datt = a.record_backward(rec, mem, att, &dctx, ag, dmem)?;
+                ops::record_add(rec, &direct, &datt.reshape(&[rows, h])?)
+            }
+            _ => Ok(dcat),
+        }
+    }
+
+    /// The decoder's input at one step: `y [B, E]`, or `[y; feed]` `[B, E + H]` with input
+    /// feeding.
+    fn record_step_input(
+        &self,
+        rec: &mut Recorder,
+        y: &Tensor,
+        feed: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        match feed {
+            Some(f) => ops::record_concat(rec, &[y, f]),
+            None => Ok(y.clone()),
+        }
+    }
+
+    /// One decoder step in inference mode: `x [B, I]` from `state` -> `s [B, H]` and the
+    /// new state.
+    fn record_decoder_step(
+        &self,
+        rec: &mut Recorder,
+        x: &Tensor,
+        state: &RnnState,
+    ) -> Result<(Tensor, RnnState)> {
+        let (b, i) = (x.shape()[0], x.shape()[1]);
+        let inp = ForwardInputs {
+            h0: Some(&state.h),
+            c0: state.c.as_ref(),
+            ..Default::default()
+        };
+        let (out, _) = self
+            .decoder
+            .record_forward(rec, &x.reshape(&[1, b, i])?, &inp, false)?;
+        let s = out.output.reshape(&[b, self.config.hidden])?;
+        Ok((
+            s,
+            RnnState {
+                h: out.h_n,
+                c: out.c_n,
+            },
+        ))
+    }
+
+    /// The teacher-forced decoder with input feeding, step by step from `state`: step t's
+    /// input is `[y_t; o_{t-1}]` (`o_{-1} = 0`) of the target embeddings `y [T, B, E]`.
+    /// Returns the attentional vectors `o` time-major `[T*B, H]` and, in training mode
+    /// (`train`, decoder dropout from `seed`), each step's saved values.
+    #[allow(clippy::too_many_arguments)]
+    fn record_fed(
+        &self,
+        rec: &mut Recorder,
+        bt: &Batch,
+        mem: Option<&Memory>,
+        y: &Tensor,
+        mut state: RnnState,
+        seed: u32,
+        train: bool,
+    ) -> Result<(Tensor, Vec<(StepSaved, HeadSaved)>)> {
+        let ctx = rec.ctx();
+        let (t, b) = (bt.dims.1, bt.src_lengths.len());
+        let (h, e) = (self.config.hidden, self.config.embed);
+        let outs = Tensor::empty(ctx, "attentional vectors", &[t * b, h], DType::F32)?;
+        let mut feed = Tensor::zeros(ctx, "input feed", &[b, h])?;
+        let mut steps = Vec::with_capacity(if train { t } else { 0 });
+        for i in 0..t {
+            let yi = Tensor::empty(ctx, "step embeddings", &[b, e], DType::F32)?;
+            rec.copy(y, i * b * e, &yi, 0, b * e)?;
+            let x = self.record_step_input(rec, &yi, Some(&feed))?;
+            let (si, next, saved) = if train {
+                let (si, next, sv) =
+                    self.decoder
+                        .record_step_train(rec, &x, Some(&state), i, seed)?;
+                (si, next, Some(sv))
+            } else {
+                let (si, next) = self.record_decoder_step(rec, &x, &state)?;
+                (si, next, None)
+            };
+            let head = self.record_head(rec, mem, &si.reshape(&[b, 1, h])?)?;
+            rec.copy(&head.hid, 0, &outs, i * b * h, b * h)?;
+            feed = head.hid.clone();
+            state = next;
+            if let Some(sv) = saved {
+                steps.push((sv, head));
+            }
+        }
+        Ok((outs, steps))
+    }
+
+    /// The backward of [`Self::record_fed`] from the batch-major `dhid [B*T, H]`, last step
+    /// first: the gradient reaching `o_t` is its own plus what step t + 1's input passes
+    /// back. Returns the gradients of the target embeddings `[T, B, E]` and of the initial
+    /// state `[L, B, H]`.
+    #[allow(clippy::too_many_arguments)]
+    fn record_fed_backward(
+        &self,
+        rec: &mut Recorder,
+        bt: &Batch,
+        mem: Option<&Memory>,
+        steps: &[(StepSaved, HeadSaved)],
+        dhid: &Tensor,
+        g: &Seq2SeqGrads,
+        dmem: Option<&MemoryGrads>,
+    ) -> Result<(Tensor, RnnState)> {
+        let ctx = rec.ctx();
+        let (t, b) = (bt.dims.1, bt.src_lengths.len());
+        let (h, e) = (self.config.hidden, self.config.embed);
+        let dhid = ops::record_gather_rows(rec, dhid, &bt.tgt_rows_inv)?;
+        let dy = Tensor::empty(ctx, "grad decoder inputs", &[t * b, e], DType::F32)?;
+        let mut dfeed: Option<Tensor> = None;
+        let mut dstate: Option<RnnState> = None;
+        for (i, (step, head)) in steps.iter().enumerate().rev() {
+            let mut dh = Tensor::empty(ctx, "grad attentional vector", &[b, h], DType::F32)?;
+            rec.copy(&dhid, i * b * h, &dh, 0, b * h)?;
+            if let Some(f) = &dfeed {
+                dh = ops::record_add(rec, &dh, f)?;
+            }
+            let ds = self.record_head_backward(rec, mem, head, &dh, g, dmem, b)?;
+            let (dx, dprev) = self.decoder.record_step_backward(
+                rec,
+                step,
+                Some(&ds),
+                dstate.as_ref(),
+                &g.decoder,
+            )?;
+            let parts = ops::split(&dx, &[e, h])?;
+            let dyi = ops::record_copy(rec, &parts[0])?;
+            rec.copy(&dyi, 0, &dy, i * b * e, b * e)?;
+            dfeed = Some(ops::record_copy(rec, &parts[1])?);
+            dstate = Some(dprev);
+        }
+        let dstate =
+            dstate.ok_or_else(|| Error::Device("internal: input feeding saved no step".into()))?;
+        Ok((dy.reshape(&[t, b, e])?, dstate))
     }
 
     /// Records the teacher-forced logits `[B*T, V]` (batch-major); with a dropout `seed`, in
@@ -489,32 +683,43 @@ impl Seq2Seq {
         let (t, b, h) = (bt.dims.1, bt.src_lengths.len(), self.config.hidden);
         let (enc_st, mem, (bridge_in, h0), cb) = self.record_encode(rec, bt, seed)?;
         let y = self.tgt_embedding.record_forward(rec, &bt.tgt_in)?;
-        let inp = ForwardInputs {
-            h0: Some(&h0),
-            c0: cb.as_ref().map(|c| &c.1),
-            dropout_seed: seed.unwrap_or(0).wrapping_add(1),
-            ..Default::default()
+        let dec_seed = seed.unwrap_or(0).wrapping_add(1);
+        let (hid, dec) = if self.config.input_feeding {
+            let state = RnnState {
+                h: h0.clone(),
+                c: cb.as_ref().map(|c| c.1.clone()),
+            };
+            let (outs, steps) =
+                self.record_fed(rec, bt, mem.as_ref(), &y, state, dec_seed, train)?;
+            let hid = ops::record_gather_rows(rec, &outs, &bt.tgt_rows)?;
+            (hid, train.then_some(DecoderSaved::Steps(steps)))
+        } else {
+            let inp = ForwardInputs {
+                h0: Some(&h0),
+                c0: cb.as_ref().map(|c| &c.1),
+                dropout_seed: dec_seed,
+                ..Default::default()
+            };
+            let (dec, dec_st) = self.decoder.record_forward(rec, &y, &inp, train)?;
+            let flat = dec.output.reshape(&[t * b, h])?;
+            let decb = ops::record_gather_rows(rec, &flat, &bt.tgt_rows)?.reshape(&[b, t, h])?;
+            let head = self.record_head(rec, mem.as_ref(), &decb)?;
+            let hid = head.hid.clone();
+            (hid, dec_st.map(|rnn| DecoderSaved::Whole { rnn, head }))
         };
-        let (dec, dec_st) = self.decoder.record_forward(rec, &y, &inp, train)?;
-        let decb = ops::record_gather_rows(rec, &dec.output.reshape(&[t * b, h])?, &bt.tgt_rows)?
-            .reshape(&[b, t, h])?;
-        let (att, cat, hid) = self.record_head(rec, mem.as_ref(), &decb)?;
         let hd = self
             .dropout
             .record_forward(rec, &hid, seed.unwrap_or(0), train)?;
         let logits = self.output.record_forward(rec, &hd)?;
-        let saved = match (enc_st, dec_st) {
+        let saved = match (enc_st, dec) {
             (Some(enc), Some(dec)) => Some(Saved {
                 enc,
-                dec,
                 bridge_in,
                 h0,
                 bridge_c_in: cb.as_ref().map(|c| c.0.clone()),
                 c0: cb.map(|c| c.1),
                 mem,
-                att,
-                cat,
-                hid,
+                dec,
                 hd,
             }),
             _ => None,
@@ -550,57 +755,63 @@ impl Seq2Seq {
             .output
             .record_backward(rec, &sv.hd, dlogits, &g.output, true)?;
         let dhid = self.dropout.record_backward(rec, &dhd, seed)?;
-        let dpre = Tensor::zeros(ctx, "grad combine pre-activation", &[b * t, h])?;
-        ops::record_tanh_backward(rec, &dhid, &sv.hid, &dpre)?;
-        let dcat = self
-            .combine
-            .record_backward(rec, &sv.cat, &dpre, &g.combine, true)?;
-        let (ddecb, denc_b) = match (&self.attention, &sv.mem, &sv.att, &g.attention) {
-            (Some(a), Some(mem), Some(att), Some(ag)) => {
-                let parts = ops::split(&dcat, &[h, h])?;
-                let dctx = ops::record_copy(rec, &parts[0])?.reshape(&[b, t, h])?;
-                let direct = ops::record_copy(rec, &parts[1])?;
-                let dmem: MemoryGrads = a.zero_memory_grads(ctx, mem)?;
-                let datt = a.record_backward(rec, mem, att, &dctx, ag, &dmem)?;
-                let ddecb = ops::record_add(rec, &direct, &datt.reshape(&[b * t, h])?)?;
-                let denc = a.record_memory_backward(rec, mem, &dmem, ag)?;
-                (ddecb, Some(denc))
-            }
-            _ => (dcat, None),
+        let dmem = match (&self.attention, &sv.mem) {
+            (Some(a), Some(mem)) => Some(a.zero_memory_grads(ctx, mem)?),
+            _ => None,
         };
-        let ddec = ops::record_gather_rows(rec, &ddecb, &bt.tgt_rows_inv)?.reshape(&[t, b, h])?;
-        let gd = self.decoder.record_backward(
-            rec,
-            &sv.dec,
-            &Upstream {
-                output: Some(&ddec),
-                ..Default::default()
-            },
-            Some(&g.decoder),
-        )?;
+        let mem = sv.mem.as_ref();
+        let (dy, dstate0) = match &sv.dec {
+            DecoderSaved::Whole { rnn, head } => {
+                let ddecb =
+                    self.record_head_backward(rec, mem, head, &dhid, g, dmem.as_ref(), b)?;
+                let ddec =
+                    ops::record_gather_rows(rec, &ddecb, &bt.tgt_rows_inv)?.reshape(&[t, b, h])?;
+                let gd = self.decoder.record_backward(
+                    rec,
+                    rnn,
+                    &Upstream {
+                        output: Some(&ddec),
+                        ..Default::default()
+                    },
+                    Some(&g.decoder),
+                )?;
+                let st = RnnState { h: gd.h0, c: gd.c0 };
+                (gd.input, st)
+            }
+            DecoderSaved::Steps(steps) => {
+                self.record_fed_backward(rec, bt, mem, steps, &dhid, g, dmem.as_ref())?
+            }
+        };
         self.tgt_embedding
-            .record_backward(rec, &bt.tgt_in, &gd.input, &g.tgt_embedding, true)?;
+            .record_backward(rec, &bt.tgt_in, &dy, &g.tgt_embedding, true)?;
         let dh_n = self.record_bridge_backward(
             rec,
             &self.bridge_h,
             &g.bridge_h,
             &sv.bridge_in,
             &sv.h0,
-            &gd.h0,
+            &dstate0.h,
             bt,
         )?;
-        let dc_n = match (&self.bridge_c, &g.bridge_c, &sv.bridge_c_in, &sv.c0, &gd.c0) {
+        let dc_n = match (
+            &self.bridge_c,
+            &g.bridge_c,
+            &sv.bridge_c_in,
+            &sv.c0,
+            &dstate0.c,
+        ) {
             (Some(l), Some(lg), Some(i), Some(o), Some(d)) => {
                 Some(self.record_bridge_backward(rec, l, lg, i, o, d, bt)?)
             }
             _ => None,
         };
-        let denc = match denc_b {
-            Some(d) => Some(
-                ops::record_gather_rows(rec, &d.reshape(&[b * s, 2 * h])?, &bt.src_rows_inv)?
-                    .reshape(&[s, b, 2 * h])?,
-            ),
-            None => None,
+        let denc = match (&self.attention, mem, &dmem, &g.attention) {
+            (Some(a), Some(mem), Some(dmem), Some(ag)) => {
+                let d = a.record_memory_backward(rec, mem, dmem, ag)?;
+                let d = d.reshape(&[b * s, 2 * h])?;
+                Some(ops::record_gather_rows(rec, &d, &bt.src_rows_inv)?.reshape(&[s, b, 2 * h])?)
+            }
+            _ => None,
         };
         let ge = self.encoder.record_backward(
             rec,
@@ -632,8 +843,17 @@ impl Seq2Seq {
         let (b, h, v) = (sources.len(), self.config.hidden, self.tgt_vocab());
         let max_len = max_len.max(1);
         let mut rec = Recorder::new(ctx);
-        let (_, mem, (_, mut hs), cb) = self.record_encode(&mut rec, &bt, None)?;
-        let mut cs = cb.map(|c| c.1);
+        let (_, mem, (_, h0), cb) = self.record_encode(&mut rec, &bt, None)?;
+        let mut state = RnnState {
+            h: h0,
+            c: cb.map(|c| c.1),
+        };
+        let e = self.config.embed;
+        let mut feed = if self.config.input_feeding {
+            Some(Tensor::zeros(ctx, "input feed", &[b, h])?)
+        } else {
+            None
+        };
         let generated = Tensor::empty(ctx, "generated ids", &[max_len, b], DType::U32)?;
         let first = Tensor::from_u32(ctx, "<s>", &[1, b], &vec![BOS_ID; b])?;
         for t in 0..max_len {
@@ -645,19 +865,16 @@ impl Seq2Seq {
                 ids
             };
             let y = self.tgt_embedding.record_forward(&mut rec, &ids)?;
-            let inp = ForwardInputs {
-                h0: Some(&hs),
-                c0: cs.as_ref(),
-                ..Default::default()
-            };
-            let (out, _) = self.decoder.record_forward(&mut rec, &y, &inp, false)?;
-            // [1, B, H] time-major is [B, 1, H] batch-major.
-            let decb = out.output.reshape(&[b, 1, h])?;
-            let (_, _, hid) = self.record_head(&mut rec, mem.as_ref(), &decb)?;
-            let logits = self.output.record_forward(&mut rec, &hid)?;
+            let x = self.record_step_input(&mut rec, &y.reshape(&[b, e])?, feed.as_ref())?;
+            let (s, next) = self.record_decoder_step(&mut rec, &x, &state)?;
+            // [B, H] is [B, 1, H] batch-major.
+            let head = self.record_head(&mut rec, mem.as_ref(), &s.reshape(&[b, 1, h])?)?;
+            let logits = self.output.record_forward(&mut rec, &head.hid)?;
             ops::record_argmax_into(&mut rec, &logits.view(), &generated, t * b)?;
-            hs = out.h_n;
-            cs = out.c_n;
+            state = next;
+            if feed.is_some() {
+                feed = Some(head.hid);
+            }
             debug_assert_eq!(logits.shape(), &[b, v]);
         }
         rec.submit()?;

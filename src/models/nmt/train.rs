@@ -55,6 +55,7 @@ impl Default for NmtConfig {
                 attention_rank: 32,
                 dropout: 0.2,
                 seed: 1,
+                input_feeding: false,
             },
             min_count: 3,
             batch: 64,
@@ -192,6 +193,8 @@ pub struct NmtTrainer {
     batch_in_epoch: usize,
     files: DataFiles,
     val_ppl: Cell<f64>,
+    /// Target tokens (`</s>` included) of the batches trained in this process.
+    tokens: u64,
 }
 
 fn encode_pairs(p: &Parallel, sv: &Vocab, tv: &Vocab) -> Vec<(Vec<u32>, Vec<u32>)> {
@@ -242,6 +245,7 @@ impl epochs::EpochTrainer for NmtTrainer {
             .map(|&i| (self.train[i].0.as_slice(), self.train[i].1.as_slice()))
             .collect();
         let loss = self.tr.train_step(ctx, &refs)?;
+        self.tokens += refs.iter().map(|(_, y)| y.len() as u64 + 1).sum::<u64>();
         self.batch_in_epoch += 1;
         Ok(loss)
     }
@@ -310,6 +314,9 @@ impl epochs::EpochTrainer for NmtTrainer {
             o.extend(e);
         }
         self.tr.save(ctx, dir, &conf)
+    }
+    fn tokens_trained(&self) -> Option<u64> {
+        Some(self.tokens)
     }
 }
 
@@ -391,6 +398,7 @@ pub fn train(
             tgt: opts.tgt.clone(),
         },
         val_ppl: Cell::new(f64::NAN),
+        tokens: 0,
     };
     if let (Some(dir), Some(c)) = (resume_from, &conf) {
         (tr.tr.step, tr.epoch, tr.batch_in_epoch) = tr.tr.restore(ctx, dir, c)?;
