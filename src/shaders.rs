@@ -20,6 +20,7 @@ const ELEMENTWISE: &str = include_str!("../shaders/elementwise.wgsl");
 const SOFTMAX: &str = include_str!("../shaders/softmax.wgsl");
 const POOL: &str = include_str!("../shaders/pool.wgsl");
 const DECODE: &str = include_str!("../shaders/decode.wgsl");
+const BEAM: &str = include_str!("../shaders/beam.wgsl");
 
 /// A WGSL module: one kernel family (or the recurrent drivers with one cell).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -54,11 +55,13 @@ pub enum Shader {
     Pool,
     /// `decode.wgsl`
     Decode,
+    /// `beam.wgsl`
+    Beam,
 }
 
 impl Shader {
     /// Every module, for validation tests.
-    pub const ALL: [Shader; 15] = [
+    pub const ALL: [Shader; 16] = [
         Shader::Matmul,
         Shader::MatmulCpu,
         Shader::Lstm,
@@ -74,6 +77,7 @@ impl Shader {
         Shader::Softmax,
         Shader::Pool,
         Shader::Decode,
+        Shader::Beam,
     ];
 
     /// The module's full WGSL source.
@@ -94,6 +98,7 @@ impl Shader {
             Shader::Softmax => SOFTMAX.to_string(),
             Shader::Pool => POOL.to_string(),
             Shader::Decode => DECODE.to_string(),
+            Shader::Beam => BEAM.to_string(),
         }
     }
 }
@@ -136,6 +141,7 @@ fn create(ctx: &Context, shader: Shader) -> wgpu::ShaderModule {
                 Shader::Softmax => "softmax.wgsl",
                 Shader::Pool => "pool.wgsl",
                 Shader::Decode => "decode.wgsl",
+                Shader::Beam => "beam.wgsl",
             }),
             source: wgpu::ShaderSource::Wgsl(src.into()),
         })

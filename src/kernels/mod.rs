@@ -2,6 +2,7 @@
 //! parameters in the order its WGSL struct declares them, and records one dispatch. Launchers
 //! check their own arithmetic (views inside their tensors) and return errors, never panic.
 
+pub(crate) mod beam;
 pub(crate) mod decode;
 pub(crate) mod dropout;
 pub(crate) mod elementwise;

@@ -20,6 +20,7 @@
 //! | [`record_pool_mean`], [`record_pool_max`], [`record_last_step`] | `[T, B, C]` with lengths `[B]` -> `[B, C]` | yes (input and gradient) | [`record_pool_backward`] (max: to the first arg-max step) |
 //! | [`record_gather_rows`] | `x [N, C]` rows by device indices `[M]` -> `[M, C]` | yes (input) | [`record_gather_rows_backward`] (deterministic scatter-add into a whole tensor) |
 //! | [`record_argmax`], [`record_topk`] | last axis, ties to the lowest index | yes | none (discrete) |
+//! | [`BeamSearch`] | one beam-search step: `log p [B*K, V]` -> the 2K best continuations per sentence, finished and alive beams, state rows to gather (fairseq's rules) | no | none (discrete) |
 //! | [`record_sample`] | softmax(x / temperature), optional top-k, counter-based RNG (seed, step, row) | yes | none (discrete) |
 //!
 //! **Views.** A [`View`] is a window of a device tensor seen as rows of its last axis: a range
@@ -35,12 +36,14 @@
 //! Bad shapes, lengths and indices from the host, and k larger than the axis, are errors that
 //! name the tensor.
 
+mod beam;
 mod decode;
 mod elementwise;
 mod matmul;
 mod pool;
 mod softmax;
 
+pub use beam::{BeamSearch, DEAD, Finished, MAX_BEAM};
 pub use decode::{
     Sampling, record_argmax, record_argmax_into, record_sample, record_sample_into, record_topk,
 };

@@ -21,6 +21,7 @@
 //! | softmax.wgsl                      | [`ops::masked_softmax_forward`], [`ops::masked_softmax_backward`] |
 //! | pool.wgsl                         | [`ops::pool_mean_forward`], [`ops::pool_max_forward`], [`ops::pool_last_forward`], [`ops::pool_backward`] |
 //! | decode.wgsl                       | [`ops::argmax`], [`ops::topk_row`], [`ops::sample_row`] with [`ops::uniform01`] |
+//! | beam.wgsl `beam_step`             | [`beam::RefBeam`] (a whole search)         |
 //! | optim.wgsl                        | [`optim::sgd_update`], [`optim::adam_update`] |
 //! | `nn::Attention` (composed)        | [`attention::AttentionRef`]                |
 
@@ -31,6 +32,7 @@
 #![allow(clippy::needless_range_loop)]
 
 pub mod attention;
+pub mod beam;
 pub mod cells;
 pub mod compare;
 pub mod dropout;

@@ -5,6 +5,7 @@ mod common;
 
 mod attention;
 mod backward;
+mod beam;
 mod classify;
 mod cli;
 mod forward;

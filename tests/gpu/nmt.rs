@@ -297,6 +297,32 @@ fn reversal(rng: &mut ChaCha8Rng, n: usize, k: u32, max: usize) -> Vec<(Vec<u32>
         .collect()
 }
 
+/// A model of `c` over `k` symbols trained `steps` steps on reversals of 3 to `max` tokens
+/// (Adam 1e-2, clip 5, batches of 32); `before` sees it untrained.
+fn train_reversal(
+    ctx: &wgrnn::Context,
+    c: &Seq2SeqConfig,
+    k: u32,
+    max: usize,
+    steps: usize,
+    rng: &mut ChaCha8Rng,
+    before: impl FnOnce(&Seq2SeqTrainer),
+) -> Seq2SeqTrainer {
+    let v = 4 + k as usize;
+    let model = Seq2Seq::new(ctx, v, v, c).unwrap();
+    let mut tr = Seq2SeqTrainer::new(ctx, model, 1e-2, 5.0).unwrap();
+    before(&tr);
+    for _ in 0..steps {
+        let batch = reversal(rng, 32, k, max);
+        let refs: Vec<(&[u32], &[u32])> = batch
+            .iter()
+            .map(|(x, y)| (x.as_slice(), y.as_slice()))
+            .collect();
+        tr.train_step(ctx, &refs).unwrap();
+    }
+    tr
+}
+
 /// Trains a GRU encoder-decoder with `attention` on reversal for 300 steps and returns the
 /// fraction of 64 fresh sequences it reverses exactly by greedy decoding, and the loss
 /// before and after.
@@ -313,24 +339,16 @@ fn reversal_accuracy(
         input_feeding,
         ..tiny("gru", attention)
     };
-    let v = 4 + k as usize;
-    let model = Seq2Seq::new(ctx, v, v, &c).unwrap();
-    let mut tr = Seq2SeqTrainer::new(ctx, model, 1e-2, 5.0).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let test = reversal(&mut rng, 64, k, max);
     let test_refs: Vec<(&[u32], &[u32])> = test
         .iter()
         .map(|(x, y)| (x.as_slice(), y.as_slice()))
         .collect();
-    let before = tr.loss(ctx, &test_refs).unwrap();
-    for _ in 0..300 {
-        let batch = reversal(&mut rng, 32, k, max);
-        let refs: Vec<(&[u32], &[u32])> = batch
-            .iter()
-            .map(|(x, y)| (x.as_slice(), y.as_slice()))
-            .collect();
-        tr.train_step(ctx, &refs).unwrap();
-    }
+    let mut before = 0.0;
+    let tr = train_reversal(ctx, &c, k, max, 300, &mut rng, |tr| {
+        before = tr.loss(ctx, &test_refs).unwrap();
+    });
     let after = tr.loss(ctx, &test_refs).unwrap();
     let srcs: Vec<&[u32]> = test.iter().map(|(x, _)| x.as_slice()).collect();
     let out = tr.model.greedy(ctx, &srcs, 2 * max).unwrap();
@@ -492,6 +510,50 @@ fn commands_train_translate_and_refuse_bad_input() {
         .collect();
     assert_eq!(lines.len(), 3, "{lines:?}");
     assert!(lines[1].is_empty() && !lines[0].is_empty(), "{lines:?}");
+    // Beam search with heat maps: the same line layout, one PNG per non-empty line whose
+    // size is the heat map's for its tokens.
+    let png = d.join("maps");
+    let png_s = png.display().to_string();
+    let (code, stdout, err) = wgrnn_bytes(
+        &[
+            "translate",
+            "--checkpoint",
+            &out,
+            "--beam",
+            "3",
+            "--attention-png",
+            &png_s,
+        ],
+        Some("ein Hund.\n\nzwei Katzen im Park.\n".as_bytes()),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(String::from_utf8(stdout).unwrap().lines().count(), 3);
+    let mut names: Vec<String> = std::fs::read_dir(&png)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["000001.png", "000003.png"]);
+    for n in &names {
+        let img = image::open(png.join(n)).unwrap();
+        assert!(
+            img.width() > 100 && img.height() > 50,
+            "{n}: {}x{}",
+            img.width(),
+            img.height()
+        );
+    }
+    for bad in [
+        ["--beam", "0"],
+        ["--beam", "33"],
+        ["--length-penalty", "-1"],
+    ] {
+        let mut a = vec!["translate", "--checkpoint", &out];
+        a.extend(bad);
+        let (code, _, err) = wgrnn_bytes(&a, Some(b"x\n"));
+        assert_eq!(code, 2, "{bad:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
 
     // The same --out again: refused, nothing changed.
     let (code, _, err) = wgrnn_bytes(&args, None);
@@ -512,4 +574,153 @@ fn commands_train_translate_and_refuse_bad_input() {
     let (code, _, err) = wgrnn_bytes(&["translate", "--checkpoint", &dir], Some(b"x\n"));
     assert_eq!(code, 2, "{err}");
     let _ = std::fs::remove_dir_all(&d);
+}
+
+/// The model's log-probability of `y` (and `</s>`) given `x`, from the teacher-forced loss.
+fn log_prob(ctx: &wgrnn::Context, tr: &Seq2SeqTrainer, x: &[u32], y: &[u32]) -> f64 {
+    -(tr.loss(ctx, &[(x, y)]).unwrap() as f64) * (y.len() + 1) as f64
+}
+
+/// Checks the beam-search contracts on `tr`'s model over `srcs`: beam 1 is greedy (ids and
+/// attention), beam `k` returns k distinct hypotheses best first whose scores (alpha = 0)
+/// are the model's log-probabilities and whose best never scores below greedy's, and every
+/// attention row sums to 1.
+fn check_beam(ctx: &wgrnn::Context, tr: &Seq2SeqTrainer, srcs: &[&[u32]], k: usize, what: &str) {
+    let m = &tr.model;
+    let max_len = 14;
+    let greedy = m.decode_greedy(ctx, srcs, max_len, true).unwrap();
+    let one = m.beam_search(ctx, srcs, 1, 1.0, max_len, true).unwrap();
+    for (i, (g, b)) in greedy.iter().zip(&one).enumerate() {
+        assert_eq!(
+            b.len(),
+            1,
+            "{what} sentence {i}: beam 1 returned {} hypotheses",
+            b.len()
+        );
+        assert_eq!(
+            b[0].ids, g.ids,
+            "{what} sentence {i}: beam 1 differs from greedy"
+        );
+        assert_eq!(b[0].ended, g.ended, "{what} sentence {i}");
+        assert_eq!(
+            b[0].attention, g.attention,
+            "{what} sentence {i}: attention"
+        );
+    }
+    let beams = m.beam_search(ctx, srcs, k, 0.0, max_len, true).unwrap();
+    for (i, (hyps, g)) in beams.iter().zip(&greedy).enumerate() {
+        assert_eq!(
+            hyps.len(),
+            k,
+            "{what} sentence {i}: {} hypotheses",
+            hyps.len()
+        );
+        for a in 0..k {
+            for b in 0..a {
+                assert_ne!(
+                    hyps[a].ids, hyps[b].ids,
+                    "{what} sentence {i}: {b} and {a} equal"
+                );
+            }
+            if a > 0 {
+                assert!(
+                    hyps[a - 1].score >= hyps[a].score,
+                    "{what} sentence {i}: order"
+                );
+            }
+        }
+        for h in hyps.iter().chain(std::iter::once(g)) {
+            for (t, row) in h.attention.iter().flatten().enumerate() {
+                let sum: f32 = row.iter().sum();
+                assert!(
+                    (sum - 1.0).abs() < 1e-5,
+                    "{what} sentence {i} row {t}: sum {sum}"
+                );
+                assert_eq!(row.len(), srcs[i].len() + 1, "{what} sentence {i} row {t}");
+            }
+        }
+        let best = &hyps[0];
+        if best.ended {
+            // alpha = 0: the score is the sum of log-probabilities, </s> included.
+            let lp = log_prob(ctx, tr, srcs[i], &best.ids);
+            let score = best.score.unwrap() as f64;
+            assert!(
+                (score - lp).abs() < 1e-3 * lp.abs().max(1.0),
+                "{what} sentence {i}: beam score {score} vs model {lp}"
+            );
+        }
+        if g.ended && best.ended {
+            let (gl, bl) = (
+                log_prob(ctx, tr, srcs[i], &g.ids),
+                log_prob(ctx, tr, srcs[i], &best.ids),
+            );
+            assert!(
+                bl >= gl - 1e-4,
+                "{what} sentence {i}: beam {bl} below greedy {gl}"
+            );
+        }
+    }
+}
+
+#[test]
+fn beam_search_on_a_trained_model() {
+    let Some(ctx) = gpu() else { return };
+    let c = Seq2SeqConfig {
+        hidden: 32,
+        embed: 16,
+        ..tiny("gru", "dot")
+    };
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let tr = train_reversal(ctx, &c, 8, 8, 120, &mut rng, |_| {});
+    let test = reversal(&mut rng, 24, 8, 8);
+    let srcs: Vec<&[u32]> = test.iter().map(|(x, _)| x.as_slice()).collect();
+    check_beam(ctx, &tr, &srcs, 4, "trained GRU dot");
+}
+
+/// Untrained (so hypotheses also run to the length limit), input feeding, two layers and an
+/// LSTM's cell state: every state the beams carry is reordered.
+#[test]
+fn beam_search_with_input_feeding_and_layers() {
+    let Some(ctx) = gpu() else { return };
+    let c = Seq2SeqConfig {
+        hidden: 8,
+        embed: 6,
+        layers: 2,
+        input_feeding: true,
+        ..tiny("lstm", "additive")
+    };
+    let model = Seq2Seq::new(ctx, 11, 9, &c).unwrap();
+    let tr = Seq2SeqTrainer::new(ctx, model, 1e-3, 0.0).unwrap();
+    let srcs: Vec<Vec<u32>> = vec![vec![4, 5, 6, 7], vec![8], vec![9, 10, 4]];
+    let refs: Vec<&[u32]> = srcs.iter().map(|s| s.as_slice()).collect();
+    check_beam(ctx, &tr, &refs, 3, "untrained fed LSTM");
+}
+
+/// The same sources through each attention variant give different weights (the switch
+/// selects the score), each row a distribution over the source.
+#[test]
+fn attention_variants_compute_different_weights() {
+    let Some(ctx) = gpu() else { return };
+    let srcs: Vec<Vec<u32>> = vec![vec![4, 5, 6, 7, 8], vec![6, 4]];
+    let refs: Vec<&[u32]> = srcs.iter().map(|s| s.as_slice()).collect();
+    let mut seen: Vec<(&str, Vec<Vec<f32>>)> = Vec::new();
+    for variant in ["dot", "multiplicative", "low-rank", "additive"] {
+        let model = Seq2Seq::new(ctx, 9, 9, &tiny("gru", variant)).unwrap();
+        let out = model.decode_greedy(ctx, &refs, 4, true).unwrap();
+        let w = out[0].attention.clone().expect("attention weights");
+        for row in &w {
+            let sum: f32 = row.iter().sum();
+            assert!((sum - 1.0).abs() < 1e-5, "{variant}: a row sums to {sum}");
+        }
+        for (other, ow) in &seen {
+            assert_ne!(&w, ow, "{variant} and {other} gave the same weights");
+        }
+        seen.push((variant, w));
+    }
+    let none = Seq2Seq::new(ctx, 9, 9, &tiny("gru", "none")).unwrap();
+    assert!(
+        none.decode_greedy(ctx, &refs, 4, true).unwrap()[0]
+            .attention
+            .is_none()
+    );
 }

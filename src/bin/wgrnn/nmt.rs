@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use wgrnn::models::nmt::heatmap;
 use wgrnn::models::nmt::model::Seq2SeqConfig;
-use wgrnn::models::nmt::train::{self, NmtConfig, TrainOptions, Translator};
+use wgrnn::models::nmt::train::{self, Decoding, NmtConfig, TrainOptions, Translator};
 use wgrnn::models::{bleu, corpus};
 use wgrnn::{Context, Error};
 
@@ -155,13 +156,41 @@ pub struct TranslateArgs {
     /// A training output (its best/ is used) or a checkpoint folder.
     #[arg(long)]
     checkpoint: PathBuf,
+    /// Beams per sentence (1: greedy decoding).
+    #[arg(long, default_value_t = 1)]
+    beam: usize,
+    /// Beam search ranks finished hypotheses by sum log p / len^A (len counts </s>).
+    #[arg(long, default_value_t = 1.0)]
+    length_penalty: f32,
+    /// Write an attention heat map per input line: DIR/000001.png for line 1, ...
+    #[arg(long, value_name = "DIR")]
+    attention_png: Option<PathBuf>,
 }
 
-/// `wgrnn translate`: raw sentences on stdin, one greedy translation per line on stdout, in
-/// order (an empty line for an empty line); batched on the GPU.
+/// `wgrnn translate`: raw sentences on stdin, one translation per line on stdout, in order
+/// (an empty line for an empty line); greedy or beam search batched on the GPU; with
+/// `--attention-png`, a heat map per non-empty line.
 pub fn cmd_translate(a: TranslateArgs) -> Result<ExitCode, Error> {
+    if a.beam == 0 || a.beam > wgrnn::ops::MAX_BEAM {
+        return Err(Error::config(format!(
+            "--beam {} must lie in 1..={}",
+            a.beam,
+            wgrnn::ops::MAX_BEAM
+        )));
+    }
+    if !(a.length_penalty.is_finite() && a.length_penalty >= 0.0) {
+        return Err(Error::config(format!(
+            "--length-penalty {} must be finite and >= 0",
+            a.length_penalty
+        )));
+    }
     let ctx = Context::new()?;
     let (t, _) = Translator::load(&ctx, &a.checkpoint)?;
+    if a.attention_png.is_some() && t.model.attention.is_none() {
+        return Err(Error::config(
+            "--attention-png: this model has no attention (trained with --attention none)",
+        ));
+    }
     let mut bytes = Vec::new();
     std::io::stdin()
         .read_to_end(&mut bytes)
@@ -178,9 +207,27 @@ pub fn cmd_translate(a: TranslateArgs) -> Result<ExitCode, Error> {
             .map(|l| l.trim_end_matches('\r').to_string())
             .collect()
     };
-    let out = t.translate(&ctx, &lines)?;
+    let dec = Decoding {
+        beam: a.beam,
+        length_penalty: a.length_penalty,
+        attention: a.attention_png.is_some(),
+    };
+    let out = t.translate(&ctx, &lines, &dec)?;
+    if let Some(dir) = &a.attention_png {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+            path: dir.display().to_string(),
+            source: e,
+        })?;
+        for (i, tr) in out.iter().enumerate() {
+            if let Some(w) = &tr.attention {
+                let path = dir.join(format!("{:06}.png", i + 1));
+                heatmap::write(&path, &tr.source, &tr.target, w)?;
+            }
+        }
+    }
     let mut w = std::io::BufWriter::new(std::io::stdout().lock());
-    for l in out {
+    for tr in out {
+        let l = tr.text;
         writeln!(w, "{l}").map_err(|e| Error::Io {
             path: "stdout".into(),
             source: e,

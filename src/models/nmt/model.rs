@@ -23,10 +23,10 @@ use crate::encoder::Recorder;
 use crate::error::{Error, Result};
 use crate::nn::{
     AdamConfig, Attention, AttentionGrads, AttentionSaved, CeOutput, Dropout, Embedding, Linear,
-    LinearGrads, Memory, MemoryGrads, Optimizer, ParamStore, Score, record_softmax_cross_entropy,
-    targets,
+    LinearGrads, Memory, MemoryGrads, Optimizer, ParamStore, Score, record_log_softmax,
+    record_softmax_cross_entropy, targets,
 };
-use crate::ops::{self, AsView};
+use crate::ops::{self, AsView, BeamSearch};
 use crate::rnn::{
     ForwardInputs, ForwardState, LayerParams, Mode, Rnn, RnnConfig, RnnState, StepSaved, Upstream,
 };
@@ -443,13 +443,16 @@ impl Seq2Seq {
         dstates.reshape(&[2 * l, b, h])
     }
 
-    /// The encoder side: memory for attention (if any) and the decoder's initial state.
+    /// The encoder side: memory for attention (if any) and the decoder's initial state, each
+    /// sentence's repeated `expand` times (`[B*K, S, ...]`, `[L, B*K, H]`: the rows of a beam
+    /// search; 1 otherwise).
     #[allow(clippy::type_complexity)]
     fn record_encode(
         &self,
         rec: &mut Recorder,
         bt: &Batch,
         seed: Option<u32>,
+        expand: usize,
     ) -> Result<(
         Option<ForwardState>,
         Option<Memory>,
@@ -465,18 +468,50 @@ impl Seq2Seq {
             ..Default::default()
         };
         let (out, st) = self.encoder.record_forward(rec, &x, &inp, train)?;
+        let ctx = rec.ctx();
+        let k = expand.max(1);
+        // Row i of the expanded [B*K*n] is row (i / (K*n)) * n + i % n of [B*n].
+        let repeat = |n: usize, what: &str| -> Result<Tensor> {
+            let idx: Vec<u32> = (0..b * k * n)
+                .map(|i| ((i / (k * n)) * n + i % n) as u32)
+                .collect();
+            ops::indices(ctx, what, &idx, b * n)
+        };
         let mem = match &self.attention {
             Some(a) => {
                 let flat = out.output.reshape(&[s * b, 2 * h])?;
-                let encb =
-                    ops::record_gather_rows(rec, &flat, &bt.src_rows)?.reshape(&[b, s, 2 * h])?;
-                Some(a.record_memory(rec, &encb, &bt.src_lengths_t)?)
+                let mut encb = ops::record_gather_rows(rec, &flat, &bt.src_rows)?;
+                let mut lengths = bt.src_lengths_t.clone();
+                if k > 1 {
+                    encb = ops::record_gather_rows(rec, &encb, &repeat(s, "beam source rows")?)?;
+                    let lens: Vec<usize> = bt
+                        .src_lengths
+                        .iter()
+                        .flat_map(|&l| std::iter::repeat_n(l, k))
+                        .collect();
+                    lengths = ops::lengths(ctx, "beam source lengths", &lens, s)?;
+                }
+                Some(a.record_memory(rec, &encb.reshape(&[b * k, s, 2 * h])?, &lengths)?)
             }
             None => None,
         };
-        let hb = self.record_bridge(rec, &self.bridge_h, &out.h_n, bt)?;
+        let l = self.config.layers;
+        let expand_state = |rec: &mut Recorder, x: Tensor| -> Result<Tensor> {
+            if k == 1 {
+                return Ok(x);
+            }
+            // [L, B, H] as [L*B] rows: layer-major blocks of B, each row repeated K times.
+            let idx: Vec<u32> = (0..l * b * k).map(|i| (i / k) as u32).collect();
+            let idx = ops::indices(ctx, "beam state rows", &idx, l * b)?;
+            ops::record_gather_rows(rec, &x.reshape(&[l * b, h])?, &idx)?.reshape(&[l, b * k, h])
+        };
+        let (hi, ho) = self.record_bridge(rec, &self.bridge_h, &out.h_n, bt)?;
+        let hb = (hi, expand_state(rec, ho)?);
         let cb = match (&self.bridge_c, &out.c_n) {
-            (Some(l), Some(c)) => Some(self.record_bridge(rec, l, c, bt)?),
+            (Some(lin), Some(c)) => {
+                let (ci, co) = self.record_bridge(rec, lin, c, bt)?;
+                Some((ci, expand_state(rec, co)?))
+            }
             _ => None,
         };
         Ok((st, mem, hb, cb))
@@ -681,7 +716,7 @@ impl Seq2Seq {
     ) -> Result<(Tensor, Option<Saved>)> {
         let train = seed.is_some();
         let (t, b, h) = (bt.dims.1, bt.src_lengths.len(), self.config.hidden);
-        let (enc_st, mem, (bridge_in, h0), cb) = self.record_encode(rec, bt, seed)?;
+        let (enc_st, mem, (bridge_in, h0), cb) = self.record_encode(rec, bt, seed, 1)?;
         let y = self.tgt_embedding.record_forward(rec, &bt.tgt_in)?;
         let dec_seed = seed.unwrap_or(0).wrapping_add(1);
         let (hid, dec) = if self.config.input_feeding {
@@ -838,22 +873,44 @@ impl Seq2Seq {
         sources: &[&[u32]],
         max_len: usize,
     ) -> Result<Vec<Vec<u32>>> {
+        Ok(self
+            .decode_greedy(ctx, sources, max_len, false)?
+            .into_iter()
+            .map(|h| h.ids)
+            .collect())
+    }
+
+    /// [`Self::greedy`] as [`Hypothesis`]es (no score), with the attention weights of every
+    /// step when `attention` is asked for and the model has attention.
+    pub fn decode_greedy(
+        &self,
+        ctx: &Context,
+        sources: &[&[u32]],
+        max_len: usize,
+        attention: bool,
+    ) -> Result<Vec<Hypothesis>> {
         let pairs: Vec<(&[u32], &[u32])> = sources.iter().map(|s| (*s, &[][..])).collect();
         let bt = self.batch(ctx, &pairs)?;
-        let (b, h, v) = (sources.len(), self.config.hidden, self.tgt_vocab());
+        let (b, h, v, e) = (
+            sources.len(),
+            self.config.hidden,
+            self.tgt_vocab(),
+            self.config.embed,
+        );
+        let src_len = bt.dims.0;
         let max_len = max_len.max(1);
         let mut rec = Recorder::new(ctx);
-        let (_, mem, (_, h0), cb) = self.record_encode(&mut rec, &bt, None)?;
+        let (_, mem, (_, h0), cb) = self.record_encode(&mut rec, &bt, None, 1)?;
         let mut state = RnnState {
             h: h0,
             c: cb.map(|c| c.1),
         };
-        let e = self.config.embed;
         let mut feed = if self.config.input_feeding {
             Some(Tensor::zeros(ctx, "input feed", &[b, h])?)
         } else {
             None
         };
+        let weights = self.weights_buffer(ctx, attention, max_len * b * src_len)?;
         let generated = Tensor::empty(ctx, "generated ids", &[max_len, b], DType::U32)?;
         let first = Tensor::from_u32(ctx, "<s>", &[1, b], &vec![BOS_ID; b])?;
         for t in 0..max_len {
@@ -869,6 +926,9 @@ impl Seq2Seq {
             let (s, next) = self.record_decoder_step(&mut rec, &x, &state)?;
             // [B, H] is [B, 1, H] batch-major.
             let head = self.record_head(&mut rec, mem.as_ref(), &s.reshape(&[b, 1, h])?)?;
+            if let (Some(w), Some(att)) = (&weights, &head.att) {
+                rec.copy(&att.weights, 0, w, t * b * src_len, b * src_len)?;
+            }
             let logits = self.output.record_forward(&mut rec, &head.hid)?;
             ops::record_argmax_into(&mut rec, &logits.view(), &generated, t * b)?;
             state = next;
@@ -879,15 +939,153 @@ impl Seq2Seq {
         }
         rec.submit()?;
         let ids = generated.to_vec_u32(ctx)?;
+        let weights = weights.map(|w| w.to_vec(ctx)).transpose()?;
         Ok((0..b)
             .map(|j| {
-                (0..max_len)
+                let out: Vec<u32> = (0..max_len)
                     .map(|t| ids[t * b + j])
                     .take_while(|&i| i != EOS_ID)
+                    .collect();
+                // The rows of the tokens, and of the </s> when it came within the limit.
+                let rows = (out.len() + 1).min(max_len);
+                let attention = weights.as_ref().map(|w| {
+                    (0..rows)
+                        .map(|t| pick_row(w, (t * b + j) * src_len, bt.src_lengths[j]))
+                        .collect()
+                });
+                Hypothesis {
+                    ended: out.len() < max_len,
+                    ids: out,
+                    score: None,
+                    attention,
+                }
+            })
+            .collect())
+    }
+
+    /// A device buffer for `n` attention weights when they are asked for and the model has
+    /// attention.
+    fn weights_buffer(&self, ctx: &Context, want: bool, n: usize) -> Result<Option<Tensor>> {
+        if want && self.attention.is_some() {
+            Ok(Some(Tensor::zeros(ctx, "attention weights", &[n])?))
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Beam search over `sources` (token ids without specials, each non-empty) with `k` beams
+    /// per sentence, length normalisation `alpha` and at most `max_len` tokens (rules in
+    /// [`ops::BeamSearch`]): the B*K decoder rows step together, each step's log-softmax feeds
+    /// the beam kernel, and the decoder states (and the input feed) follow the chosen beams
+    /// by a device-indexed row gather; one submission and one readback for the whole batch.
+    /// Returns each sentence's finished hypotheses, best first (K of them, distinct). K = 1 is
+    /// greedy decoding.
+    pub fn beam_search(
+        &self,
+        ctx: &Context,
+        sources: &[&[u32]],
+        k: usize,
+        alpha: f32,
+        max_len: usize,
+        attention: bool,
+    ) -> Result<Vec<Vec<Hypothesis>>> {
+        let pairs: Vec<(&[u32], &[u32])> = sources.iter().map(|s| (*s, &[][..])).collect();
+        let bt = self.batch(ctx, &pairs)?;
+        let (b, h, e, l) = (
+            sources.len(),
+            self.config.hidden,
+            self.config.embed,
+            self.config.layers,
+        );
+        let (bk, src_len, max_len) = (b * k, bt.dims.0, max_len.max(1));
+        let search = BeamSearch::new(ctx, b, k, max_len, l, EOS_ID, alpha)?;
+        let mut rec = Recorder::new(ctx);
+        let (_, mem, (_, h0), cb) = self.record_encode(&mut rec, &bt, None, k)?;
+        let mut state = RnnState {
+            h: h0,
+            c: cb.map(|c| c.1),
+        };
+        let mut feed = if self.config.input_feeding {
+            Some(Tensor::zeros(ctx, "input feed", &[bk, h])?)
+        } else {
+            None
+        };
+        let weights = self.weights_buffer(ctx, attention, max_len * bk * src_len)?;
+        let first = Tensor::from_u32(ctx, "<s>", &[1, bk], &vec![BOS_ID; bk])?;
+        let follow = |rec: &mut Recorder, x: &Tensor| -> Result<Tensor> {
+            let flat = x.reshape(&[l * bk, h])?;
+            ops::record_gather_rows(rec, &flat, &search.reorder)?.reshape(&[l, bk, h])
+        };
+        for t in 0..max_len {
+            let ids = if t == 0 {
+                first.clone()
+            } else {
+                search.record_tokens(&mut rec, t - 1)?
+            };
+            let y = self.tgt_embedding.record_forward(&mut rec, &ids)?;
+            let x = self.record_step_input(&mut rec, &y.reshape(&[bk, e])?, feed.as_ref())?;
+            let (s, next) = self.record_decoder_step(&mut rec, &x, &state)?;
+            let head = self.record_head(&mut rec, mem.as_ref(), &s.reshape(&[bk, 1, h])?)?;
+            if let (Some(w), Some(att)) = (&weights, &head.att) {
+                rec.copy(&att.weights, 0, w, t * bk * src_len, bk * src_len)?;
+            }
+            let logits = self.output.record_forward(&mut rec, &head.hid)?;
+            let logp = record_log_softmax(&mut rec, &logits)?;
+            search.record_step(&mut rec, &logp, t)?;
+            state = RnnState {
+                h: follow(&mut rec, &next.h)?,
+                c: next.c.as_ref().map(|c| follow(&mut rec, c)).transpose()?,
+            };
+            if feed.is_some() {
+                feed = Some(ops::record_gather_rows(&mut rec, &head.hid, &search.rows)?);
+            }
+        }
+        rec.submit()?;
+        let finished = search.finished(ctx)?;
+        let weights = weights.map(|w| w.to_vec(ctx)).transpose()?;
+        Ok(finished
+            .into_iter()
+            .enumerate()
+            .map(|(j, hyps)| {
+                hyps.into_iter()
+                    .map(|f| Hypothesis {
+                        attention: weights.as_ref().map(|w| {
+                            f.rows
+                                .iter()
+                                .enumerate()
+                                .map(|(t, &row)| {
+                                    pick_row(w, (t * bk + row) * src_len, bt.src_lengths[j])
+                                })
+                                .collect()
+                        }),
+                        ids: f.ids,
+                        score: Some(f.score),
+                        ended: f.ended,
+                    })
                     .collect()
             })
             .collect())
     }
+}
+
+/// `n` weights from `at` (a sentence's source positions of one step's row).
+fn pick_row(w: &[f32], at: usize, n: usize) -> Vec<f32> {
+    w[at..at + n].to_vec()
+}
+
+/// One decoded translation.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Hypothesis {
+    /// Target ids, `</s>` not included.
+    pub ids: Vec<u32>,
+    /// Beam search: its length-normalised log-probability (greedy decoding: none).
+    pub score: Option<f32>,
+    /// Whether it ended with `</s>` (otherwise at the length limit).
+    pub ended: bool,
+    /// When asked for (and the model has attention): for each output position (the tokens,
+    /// then `</s>` when it ended with one) the attention weights over the source positions
+    /// (its tokens and `</s>`); each row sums to 1.
+    pub attention: Option<Vec<Vec<f32>>>,
 }
 
 /// Adam over every parameter of a [`Seq2Seq`], one submission per step.

@@ -100,28 +100,93 @@ pub struct Translator {
     pub model: Seq2Seq,
 }
 
-/// Greedy translations of raw `lines` (one output line each, an empty line for an empty or
-/// all-space one), in input order; batched by length.
+/// How [`translate_lines`] decodes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Decoding {
+    /// Beams per sentence; 1 is greedy decoding.
+    pub beam: usize,
+    /// Beam search's length normalisation: `sum log p / len^alpha` (fairseq's `--lenpen`).
+    pub length_penalty: f32,
+    /// Keep each translation's attention weights (for heat maps).
+    pub attention: bool,
+}
+
+impl Default for Decoding {
+    fn default() -> Self {
+        Decoding {
+            beam: 1,
+            length_penalty: 1.0,
+            attention: false,
+        }
+    }
+}
+
+/// One translated line.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Translation {
+    /// The detokenised translation (empty for an empty line).
+    pub text: String,
+    /// The source tokens as the model saw them (`<unk>` for unknown ones), then `</s>`.
+    pub source: Vec<String>,
+    /// The generated tokens, then `</s>` when it ended with one.
+    pub target: Vec<String>,
+    /// With [`Decoding::attention`] and a model with attention: `[target, source]` weights.
+    pub attention: Option<Vec<Vec<f32>>>,
+}
+
+/// Translations of raw `lines` (an empty translation for an empty or all-space line), in
+/// input order; batched by length, greedy or beam search as `dec` says.
 pub fn translate_lines(
     ctx: &Context,
     model: &Seq2Seq,
     src_vocab: &Vocab,
     tgt_vocab: &Vocab,
     lines: &[String],
-) -> Result<Vec<String>> {
+    dec: &Decoding,
+) -> Result<Vec<Translation>> {
     let ids: Vec<Vec<u32>> = lines
         .iter()
         .map(|l| text::encode(src_vocab, &text::tokenize(l)))
         .collect();
     let mut order: Vec<usize> = (0..lines.len()).filter(|&i| !ids[i].is_empty()).collect();
     order.sort_by_key(|&i| (ids[i].len(), i));
-    let mut out = vec![String::new(); lines.len()];
+    let mut out = vec![Translation::default(); lines.len()];
+    let names = |v: &Vocab, ids: &[u32], eos: bool| -> Vec<String> {
+        let mut t: Vec<String> = ids
+            .iter()
+            .map(|&i| v.tokens().get(i as usize).cloned().unwrap_or_default())
+            .collect();
+        if eos {
+            t.push(text::EOS.to_string());
+        }
+        t
+    };
     for chunk in order.chunks(EVAL_BATCH) {
         let srcs: Vec<&[u32]> = chunk.iter().map(|&i| ids[i].as_slice()).collect();
         let longest = srcs.iter().map(|s| s.len()).max().unwrap_or(1);
-        let hyps = model.greedy(ctx, &srcs, max_len(longest))?;
+        let hyps = if dec.beam <= 1 {
+            model.decode_greedy(ctx, &srcs, max_len(longest), dec.attention)?
+        } else {
+            model
+                .beam_search(
+                    ctx,
+                    &srcs,
+                    dec.beam,
+                    dec.length_penalty,
+                    max_len(longest),
+                    dec.attention,
+                )?
+                .into_iter()
+                .map(|mut h| h.swap_remove(0))
+                .collect()
+        };
         for (&i, h) in chunk.iter().zip(hyps) {
-            out[i] = text::decode(tgt_vocab, &h);
+            out[i] = Translation {
+                text: text::decode(tgt_vocab, &h.ids),
+                source: names(src_vocab, &ids[i], true),
+                target: names(tgt_vocab, &h.ids, h.ended),
+                attention: h.attention,
+            };
         }
     }
     Ok(out)
@@ -167,8 +232,20 @@ impl Translator {
     }
 
     /// See [`translate_lines`].
-    pub fn translate(&self, ctx: &Context, lines: &[String]) -> Result<Vec<String>> {
-        translate_lines(ctx, &self.model, &self.src_vocab, &self.tgt_vocab, lines)
+    pub fn translate(
+        &self,
+        ctx: &Context,
+        lines: &[String],
+        dec: &Decoding,
+    ) -> Result<Vec<Translation>> {
+        translate_lines(
+            ctx,
+            &self.model,
+            &self.src_vocab,
+            &self.tgt_vocab,
+            lines,
+            dec,
+        )
     }
 }
 
@@ -222,13 +299,17 @@ impl NmtTrainer {
     fn validate_first(&self, ctx: &Context, n: usize) -> Result<Bleu> {
         let ppl = mean_loss(ctx, &self.tr, &self.val_ids[..n])?.exp();
         self.val_ppl.set(ppl);
-        let hyps = translate_lines(
+        let hyps: Vec<String> = translate_lines(
             ctx,
             &self.tr.model,
             &self.src_vocab,
             &self.tgt_vocab,
             &self.val.src[..n],
-        )?;
+            &Decoding::default(),
+        )?
+        .into_iter()
+        .map(|t| t.text)
+        .collect();
         bleu::corpus_bleu(&hyps, &self.val.tgt[..n], false)
     }
 }
