@@ -543,13 +543,8 @@ fn commands_train_translate_and_refuse_bad_input() {
             img.height()
         );
     }
-    for bad in [
-        ["--beam", "0"],
-        ["--beam", "33"],
-        ["--length-penalty", "-1"],
-    ] {
-        let mut a = vec!["translate", "--checkpoint", &out];
-        a.extend(bad);
+    for bad in ["--beam=0", "--beam=33", "--length-penalty=-1"] {
+        let a = ["translate", "--checkpoint", &out, bad];
         let (code, _, err) = wgrnn_bytes(&a, Some(b"x\n"));
         assert_eq!(code, 2, "{bad:?}: {err}");
         assert_eq!(err.lines().count(), 1, "{err}");

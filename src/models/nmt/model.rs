@@ -889,57 +889,29 @@ impl Seq2Seq {
         max_len: usize,
         attention: bool,
     ) -> Result<Vec<Hypothesis>> {
-        let pairs: Vec<(&[u32], &[u32])> = sources.iter().map(|s| (*s, &[][..])).collect();
-        let bt = self.batch(ctx, &pairs)?;
-        let (b, h, v, e) = (
-            sources.len(),
-            self.config.hidden,
-            self.tgt_vocab(),
-            self.config.embed,
-        );
-        let src_len = bt.dims.0;
+        let b = sources.len();
         let max_len = max_len.max(1);
         let mut rec = Recorder::new(ctx);
-        let (_, mem, (_, h0), cb) = self.record_encode(&mut rec, &bt, None, 1)?;
-        let mut state = RnnState {
-            h: h0,
-            c: cb.map(|c| c.1),
-        };
-        let mut feed = if self.config.input_feeding {
-            Some(Tensor::zeros(ctx, "input feed", &[b, h])?)
-        } else {
-            None
-        };
-        let weights = self.weights_buffer(ctx, attention, max_len * b * src_len)?;
+        let mut d = self.record_decode_start(&mut rec, sources, 1, max_len, attention)?;
         let generated = Tensor::empty(ctx, "generated ids", &[max_len, b], DType::U32)?;
-        let first = Tensor::from_u32(ctx, "<s>", &[1, b], &vec![BOS_ID; b])?;
         for t in 0..max_len {
             let ids = if t == 0 {
-                first.clone()
+                d.first.clone()
             } else {
                 let ids = Tensor::empty(ctx, "step ids", &[1, b], DType::U32)?;
                 rec.copy(&generated, (t - 1) * b, &ids, 0, b)?;
                 ids
             };
-            let y = self.tgt_embedding.record_forward(&mut rec, &ids)?;
-            let x = self.record_step_input(&mut rec, &y.reshape(&[b, e])?, feed.as_ref())?;
-            let (s, next) = self.record_decoder_step(&mut rec, &x, &state)?;
-            // [B, H] is [B, 1, H] batch-major.
-            let head = self.record_head(&mut rec, mem.as_ref(), &s.reshape(&[b, 1, h])?)?;
-            if let (Some(w), Some(att)) = (&weights, &head.att) {
-                rec.copy(&att.weights, 0, w, t * b * src_len, b * src_len)?;
-            }
-            let logits = self.output.record_forward(&mut rec, &head.hid)?;
+            let (logits, next, hid) = self.record_decode_step(&mut rec, &d, &ids, t)?;
             ops::record_argmax_into(&mut rec, &logits.view(), &generated, t * b)?;
-            state = next;
-            if feed.is_some() {
-                feed = Some(head.hid);
+            d.state = next;
+            if d.feed.is_some() {
+                d.feed = Some(hid);
             }
-            debug_assert_eq!(logits.shape(), &[b, v]);
         }
         rec.submit()?;
         let ids = generated.to_vec_u32(ctx)?;
-        let weights = weights.map(|w| w.to_vec(ctx)).transpose()?;
+        let weights = d.weights.as_ref().map(|w| w.to_vec(ctx)).transpose()?;
         Ok((0..b)
             .map(|j| {
                 let out: Vec<u32> = (0..max_len)
@@ -947,30 +919,88 @@ impl Seq2Seq {
                     .take_while(|&i| i != EOS_ID)
                     .collect();
                 // The rows of the tokens, and of the </s> when it came within the limit.
-                let rows = (out.len() + 1).min(max_len);
-                let attention = weights.as_ref().map(|w| {
-                    (0..rows)
-                        .map(|t| pick_row(w, (t * b + j) * src_len, bt.src_lengths[j]))
-                        .collect()
-                });
+                let rows: Vec<usize> = vec![j; (out.len() + 1).min(max_len)];
                 Hypothesis {
+                    attention: weights.as_ref().map(|w| d.pick(w, &rows, j)),
                     ended: out.len() < max_len,
                     ids: out,
                     score: None,
-                    attention,
                 }
             })
             .collect())
     }
 
-    /// A device buffer for `n` attention weights when they are asked for and the model has
-    /// attention.
-    fn weights_buffer(&self, ctx: &Context, want: bool, n: usize) -> Result<Option<Tensor>> {
-        if want && self.attention.is_some() {
-            Ok(Some(Tensor::zeros(ctx, "attention weights", &[n])?))
+    /// Encodes `sources` for decoding with `k` rows per sentence (beam search; 1: greedy):
+    /// the memory, the decoder's first state and input feed, `<s>` ids and, when asked for
+    /// and the model has attention, a weights buffer `[max_len, B*k, S]`.
+    fn record_decode_start(
+        &self,
+        rec: &mut Recorder,
+        sources: &[&[u32]],
+        k: usize,
+        max_len: usize,
+        attention: bool,
+    ) -> Result<DecodeState> {
+        let ctx = rec.ctx();
+        let pairs: Vec<(&[u32], &[u32])> = sources.iter().map(|s| (*s, &[][..])).collect();
+        let bt = self.batch(ctx, &pairs)?;
+        let (rows, src_len) = (sources.len() * k, bt.dims.0);
+        let (_, mem, (_, h0), cb) = self.record_encode(rec, &bt, None, k)?;
+        let feed = if self.config.input_feeding {
+            Some(Tensor::zeros(
+                ctx,
+                "input feed",
+                &[rows, self.config.hidden],
+            )?)
         } else {
-            Ok(None)
+            None
+        };
+        let weights = if attention && self.attention.is_some() {
+            Some(Tensor::zeros(
+                ctx,
+                "attention weights",
+                &[max_len * rows * src_len],
+            )?)
+        } else {
+            None
+        };
+        Ok(DecodeState {
+            mem,
+            state: RnnState {
+                h: h0,
+                c: cb.map(|c| c.1),
+            },
+            feed,
+            weights,
+            first: Tensor::from_u32(ctx, "<s>", &[1, rows], &vec![BOS_ID; rows])?,
+            rows,
+            src_len,
+            src_lengths: bt.src_lengths,
+        })
+    }
+
+    /// One decoding step of all of `d`'s rows from their previous tokens `ids [1, rows]`:
+    /// the logits `[rows, V]`, the new state and the attentional vectors `[rows, H]`; step
+    /// t's attention weights go into `d.weights`.
+    fn record_decode_step(
+        &self,
+        rec: &mut Recorder,
+        d: &DecodeState,
+        ids: &Tensor,
+        t: usize,
+    ) -> Result<(Tensor, RnnState, Tensor)> {
+        let (n, h, e) = (d.rows, self.config.hidden, self.config.embed);
+        let y = self.tgt_embedding.record_forward(rec, ids)?;
+        let x = self.record_step_input(rec, &y.reshape(&[n, e])?, d.feed.as_ref())?;
+        let (s, next) = self.record_decoder_step(rec, &x, &d.state)?;
+        // [rows, H] is [rows, 1, H] batch-major.
+        let head = self.record_head(rec, d.mem.as_ref(), &s.reshape(&[n, 1, h])?)?;
+        if let (Some(w), Some(att)) = (&d.weights, &head.att) {
+            let m = n * d.src_len;
+            rec.copy(&att.weights, 0, w, t * m, m)?;
         }
+        let logits = self.output.record_forward(rec, &head.hid)?;
+        Ok((logits, next, head.hid))
     }
 
     /// Beam search over `sources` (token ids without specials, each non-empty) with `k` beams
@@ -989,75 +1019,42 @@ impl Seq2Seq {
         max_len: usize,
         attention: bool,
     ) -> Result<Vec<Vec<Hypothesis>>> {
-        let pairs: Vec<(&[u32], &[u32])> = sources.iter().map(|s| (*s, &[][..])).collect();
-        let bt = self.batch(ctx, &pairs)?;
-        let (b, h, e, l) = (
-            sources.len(),
-            self.config.hidden,
-            self.config.embed,
-            self.config.layers,
-        );
-        let (bk, src_len, max_len) = (b * k, bt.dims.0, max_len.max(1));
-        let search = BeamSearch::new(ctx, b, k, max_len, l, EOS_ID, alpha)?;
+        let (h, l, max_len) = (self.config.hidden, self.config.layers, max_len.max(1));
+        let bk = sources.len() * k;
+        let search = BeamSearch::new(ctx, sources.len(), k, max_len, l, EOS_ID, alpha)?;
         let mut rec = Recorder::new(ctx);
-        let (_, mem, (_, h0), cb) = self.record_encode(&mut rec, &bt, None, k)?;
-        let mut state = RnnState {
-            h: h0,
-            c: cb.map(|c| c.1),
-        };
-        let mut feed = if self.config.input_feeding {
-            Some(Tensor::zeros(ctx, "input feed", &[bk, h])?)
-        } else {
-            None
-        };
-        let weights = self.weights_buffer(ctx, attention, max_len * bk * src_len)?;
-        let first = Tensor::from_u32(ctx, "<s>", &[1, bk], &vec![BOS_ID; bk])?;
+        let mut d = self.record_decode_start(&mut rec, sources, k, max_len, attention)?;
         let follow = |rec: &mut Recorder, x: &Tensor| -> Result<Tensor> {
             let flat = x.reshape(&[l * bk, h])?;
             ops::record_gather_rows(rec, &flat, &search.reorder)?.reshape(&[l, bk, h])
         };
         for t in 0..max_len {
             let ids = if t == 0 {
-                first.clone()
+                d.first.clone()
             } else {
                 search.record_tokens(&mut rec, t - 1)?
             };
-            let y = self.tgt_embedding.record_forward(&mut rec, &ids)?;
-            let x = self.record_step_input(&mut rec, &y.reshape(&[bk, e])?, feed.as_ref())?;
-            let (s, next) = self.record_decoder_step(&mut rec, &x, &state)?;
-            let head = self.record_head(&mut rec, mem.as_ref(), &s.reshape(&[bk, 1, h])?)?;
-            if let (Some(w), Some(att)) = (&weights, &head.att) {
-                rec.copy(&att.weights, 0, w, t * bk * src_len, bk * src_len)?;
-            }
-            let logits = self.output.record_forward(&mut rec, &head.hid)?;
+            let (logits, next, hid) = self.record_decode_step(&mut rec, &d, &ids, t)?;
             let logp = record_log_softmax(&mut rec, &logits)?;
             search.record_step(&mut rec, &logp, t)?;
-            state = RnnState {
+            d.state = RnnState {
                 h: follow(&mut rec, &next.h)?,
                 c: next.c.as_ref().map(|c| follow(&mut rec, c)).transpose()?,
             };
-            if feed.is_some() {
-                feed = Some(ops::record_gather_rows(&mut rec, &head.hid, &search.rows)?);
+            if d.feed.is_some() {
+                d.feed = Some(ops::record_gather_rows(&mut rec, &hid, &search.rows)?);
             }
         }
         rec.submit()?;
         let finished = search.finished(ctx)?;
-        let weights = weights.map(|w| w.to_vec(ctx)).transpose()?;
+        let weights = d.weights.as_ref().map(|w| w.to_vec(ctx)).transpose()?;
         Ok(finished
             .into_iter()
             .enumerate()
             .map(|(j, hyps)| {
                 hyps.into_iter()
                     .map(|f| Hypothesis {
-                        attention: weights.as_ref().map(|w| {
-                            f.rows
-                                .iter()
-                                .enumerate()
-                                .map(|(t, &row)| {
-                                    pick_row(w, (t * bk + row) * src_len, bt.src_lengths[j])
-                                })
-                                .collect()
-                        }),
+                        attention: weights.as_ref().map(|w| d.pick(w, &f.rows, j)),
                         ids: f.ids,
                         score: Some(f.score),
                         ended: f.ended,
@@ -1068,9 +1065,32 @@ impl Seq2Seq {
     }
 }
 
-/// `n` weights from `at` (a sentence's source positions of one step's row).
-fn pick_row(w: &[f32], at: usize, n: usize) -> Vec<f32> {
-    w[at..at + n].to_vec()
+/// A decoding in progress ([`Seq2Seq::record_decode_start`]).
+struct DecodeState {
+    mem: Option<Memory>,
+    state: RnnState,
+    feed: Option<Tensor>,
+    weights: Option<Tensor>,
+    first: Tensor,
+    /// Decoder rows (B, or B*K).
+    rows: usize,
+    src_len: usize,
+    src_lengths: Vec<usize>,
+}
+
+impl DecodeState {
+    /// From the read-back weights `[T, rows, S]`: sentence `j`'s weights over its source
+    /// positions at each step t, from decoder row `rows[t]`.
+    fn pick(&self, w: &[f32], rows: &[usize], j: usize) -> Vec<Vec<f32>> {
+        let n = self.src_lengths[j];
+        rows.iter()
+            .enumerate()
+            .map(|(t, &row)| {
+                let at = (t * self.rows + row) * self.src_len;
+                w[at..at + n].to_vec()
+            })
+            .collect()
+    }
 }
 
 /// One decoded translation.
