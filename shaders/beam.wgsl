@@ -1,7 +1,9 @@
 //! Beam search on the device: one step for B sentences of K beams each, one 64-lane workgroup
 //! per sentence, fairseq's rules (sequence_generator.py):
 //!   candidates  the 2K best (beam k, token v) of score[b, k] + logp[b*K + k, v], ordered by
-//!               value descending, then by c = k*V + v ascending (K = 1: greedy's tie rule)
+//!               value descending, then by c = k*V + v ascending (K = 1: greedy's tie rule);
+//!               one read of the K*V candidates (each lane keeps its best 2K), then 2K rounds
+//!               of a workgroup arg-max over the lanes' lists
 //!   finished    an end-of-sentence candidate among the first K is finished with the
 //!               normalised score s / (t + 1)^alpha (t + 1 tokens, </s> included), while the
 //!               sentence has fewer than K finished; the finished list stays sorted by
@@ -84,17 +86,39 @@ fn beam_step(@builtin(local_invocation_id) lid: vec3<u32>,
   let lane = lid.x;
   let n = p.k * p.vocab;
   let want = min(2u * p.k, n);
-  var pv = 0.0;
-  var pi = NONE;
-  for (var r = 0u; r < want; r++) {
-    var bv = NEG;
-    var bi = NONE;
-    for (var c = lane; c < n; c += WG) {
-      let v = candidate(b, c);
-      if ((pi == NONE || before(pv, pi, v, c)) && before(v, c, bv, bi)) { bv = v; bi = c; }
+  // One pass over the candidates: each lane keeps its own best `want` in order (a scalar
+  // copy of its worst one rejects most candidates with one comparison)...
+  var lv: array<f32, 64>;
+  var li: array<u32, 64>;
+  var m = 0u;
+  var worst_v = NEG;
+  var worst_i = NONE;
+  for (var c = lane; c < n; c += WG) {
+    let v = candidate(b, c);
+    if (m == want && !before(v, c, worst_v, worst_i)) { continue; }
+    var j = want - 1u;
+    if (m < want) { j = m; m++; }
+    while (j > 0u && before(v, c, lv[j - 1u], li[j - 1u])) {
+      lv[j] = lv[j - 1u];
+      li[j] = li[j - 1u];
+      j--;
     }
-    red_v[lane] = bv;
-    red_i[lane] = bi;
+    lv[j] = v;
+    li[j] = c;
+    worst_v = lv[m - 1u];
+    worst_i = li[m - 1u];
+  }
+  // ...then `want` rounds of a workgroup arg-max over the lanes' heads merge the lists (the
+  // global best `want` are among the lanes' best `want`).
+  var head = 0u;
+  for (var r = 0u; r < want; r++) {
+    if (head < m) {
+      red_v[lane] = lv[head];
+      red_i[lane] = li[head];
+    } else {
+      red_v[lane] = NEG;
+      red_i[lane] = NONE;
+    }
     workgroupBarrier();
     for (var s = WG / 2u; s > 0u; s >>= 1u) {
       if (lane < s && before(red_v[lane + s], red_i[lane + s], red_v[lane], red_i[lane])) {
@@ -103,12 +127,12 @@ fn beam_step(@builtin(local_invocation_id) lid: vec3<u32>,
       }
       workgroupBarrier();
     }
-    pv = red_v[0];
-    pi = red_i[0];
+    let win = red_i[0];
     if (lane == 0u) {
-      cand_v[r] = pv;
-      cand_i[r] = pi;
+      cand_v[r] = red_v[0];
+      cand_i[r] = win;
     }
+    if (head < m && li[head] == win) { head++; }
     workgroupBarrier();
   }
   if (lane != 0u) { return; }

@@ -40,6 +40,8 @@ fn beam_search_matches_reference() {
         (4, 5, 31, 7, 0.6, 1.5),
         (1, 4, 11, 1, 1.0, 1.0),
         (5, 3, 67, 9, 1.0, 2.5),
+        // The largest beam: 2K = 64 candidates per lane list.
+        (2, 32, 97, 3, 1.0, 1.0),
     ];
     for (case, &(b, k, v, t, alpha, lift)) in cases.iter().enumerate() {
         let seed = 100 + case as u64;
