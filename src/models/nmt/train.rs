@@ -51,7 +51,7 @@ impl Default for NmtConfig {
                 layers: 1,
                 hidden: 64,
                 embed: 64,
-                attention: "dot".into(),
+                attention: "additive".into(),
                 attention_rank: 32,
                 dropout: 0.2,
                 seed: 1,
