@@ -180,8 +180,12 @@ pub fn translate_lines(
                     dec.attention,
                 )?
                 .into_iter()
-                .map(|mut h| h.swap_remove(0))
-                .collect()
+                .map(|h| {
+                    h.into_iter().next().ok_or_else(|| {
+                        Error::Device("internal: a sentence finished no hypothesis".into())
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?
         };
         for (&i, h) in chunk.iter().zip(hyps) {
             out[i] = Translation {
