@@ -635,10 +635,11 @@ impl Seq2Seq {
         let outs = Tensor::empty(ctx, "attentional vectors", &[t * b, h], DType::F32)?;
         let mut feed = Tensor::zeros(ctx, "input feed", &[b, h])?;
         let mut steps = Vec::with_capacity(if train { t } else { 0 });
+        let rows = y.reshape(&[t * b, e])?;
         for i in 0..t {
-            let yi = Tensor::empty(ctx, "step embeddings", &[b, e], DType::F32)?;
-            rec.copy(y, i * b * e, &yi, 0, b * e)?;
-            let x = self.record_step_input(rec, &yi, Some(&feed))?;
+            // Step i's rows of y, read in place.
+            let yi = rows.view().narrow(i * b, b)?;
+            let x = ops::record_concat(rec, &[&yi, &feed])?;
             let (si, next, saved) = if train {
                 let (si, next, sv) =
                     self.decoder
@@ -682,11 +683,11 @@ impl Seq2Seq {
         let mut dfeed: Option<Tensor> = None;
         let mut dstate: Option<RnnState> = None;
         for (i, (step, head)) in steps.iter().enumerate().rev() {
-            let mut dh = Tensor::empty(ctx, "grad attentional vector", &[b, h], DType::F32)?;
-            rec.copy(&dhid, i * b * h, &dh, 0, b * h)?;
-            if let Some(f) = &dfeed {
-                dh = ops::record_add(rec, &dh, f)?;
-            }
+            let own = dhid.view().narrow(i * b, b)?;
+            let dh = match &dfeed {
+                Some(f) => ops::record_add(rec, &own, f)?,
+                None => ops::record_copy(rec, &own)?,
+            };
             let ds = self.record_head_backward(rec, mem, head, &dh, g, dmem, b)?;
             let (dx, dprev) = self.decoder.record_step_backward(
                 rec,
