@@ -75,7 +75,7 @@ pub(crate) fn masked_softmax_forward(
     check_extent("softmax output", y, rows * cols - 1)?;
     check_lengths(len, rows)?;
     let p = params(rows, cols, false, len, (x.offset(), x.stride()), (0, cols));
-    let lt = len.map_or(y, |l| l.lengths);
+    let lt = len.map_or(x.tensor(), |l| l.lengths); // a read-only placeholder
     rec.dispatch(
         FORWARD,
         &[],

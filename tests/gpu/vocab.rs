@@ -273,6 +273,28 @@ fn masked_softmax_and_backward() {
         }
         let wd = r::masked_softmax_backward(&want, &dyv, cols, Some(&lens), 2);
         assert_close(&format!("softmax backward S={cols}"), 41, &gd, &wd, TOL);
+        // Without lengths every column counts (the kernel binds a read-only placeholder).
+        let dx = Tensor::zeros(ctx, "dx", &[rows, cols]).unwrap();
+        let mut rec = Recorder::new(ctx);
+        let y = ops::record_masked_softmax(&mut rec, &x, None, 1).unwrap();
+        ops::record_masked_softmax_backward(&mut rec, &y, &dy, None, 1, &dx).unwrap();
+        rec.submit().unwrap();
+        let want = r::masked_softmax_forward(&xv, cols, None, 1);
+        assert_close(
+            &format!("softmax S={cols}, all columns"),
+            40,
+            &read(ctx, &y),
+            &want,
+            TOL,
+        );
+        let wd = r::masked_softmax_backward(&want, &dyv, cols, None, 1);
+        assert_close(
+            &format!("softmax backward S={cols}, all columns"),
+            41,
+            &read(ctx, &dx),
+            &wd,
+            TOL,
+        );
     }
     // log-softmax backward (rows 5, V = 67).
     let (x, xv) = up(ctx, "logits", &[5, 67], 42);
