@@ -1,14 +1,23 @@
 //! Text corpora for language models: reading a UTF-8 file (errors name the file and line), the
-//! character vocabulary and the train / validation split.
+//! character and word vocabularies, the word tokeniser and the train / validation split.
 //!
 //! Character level, as char-rnn: tokens are Unicode scalar values; the vocabulary is every
 //! distinct character of the whole file sorted by code point (id = rank); the first
 //! `floor(0.95 N)` characters train and the rest validate. Validation is scored as one stream:
 //! every validation token after the first is predicted, so `N_val - 1` tokens are scored.
+//!
+//! Word level ([`word_tokens`]): case kept, split on whitespace, every character that is
+//! neither alphanumeric nor whitespace (punctuation, apostrophes included) a token of its own,
+//! every line end (`\n`) an `<eos>` token. The split point `floor(0.95 N)` (characters) moves
+//! forward to the next line start and each side is tokenised on its own. The vocabulary is
+//! `<unk>`, `<eos>`, then the training tokens seen at least `min_count` times, most frequent
+//! first; every other token maps to `<unk>`, which is scored like any token (PTB practice).
 
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
+
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
@@ -123,11 +132,143 @@ impl Vocab {
     }
 }
 
+/// The unknown-word token of word vocabularies (id 0).
+pub const UNK: &str = "<unk>";
+/// The line-end token of word vocabularies (id 1).
+pub const EOS: &str = "<eos>";
+
+/// The word tokens of `text` (see the module docs): `"Hi, you're\n"` is
+/// `Hi , you ' re <eos>`.
+pub fn word_tokens(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start: Option<usize> = None;
+    for (i, c) in text.char_indices() {
+        if c.is_alphanumeric() {
+            start.get_or_insert(i);
+            continue;
+        }
+        if let Some(s) = start.take() {
+            out.push(&text[s..i]);
+        }
+        if c == '\n' {
+            out.push(EOS);
+        } else if !c.is_whitespace() {
+            out.push(&text[i..i + c.len_utf8()]);
+        }
+    }
+    if let Some(s) = start {
+        out.push(&text[s..]);
+    }
+    out
+}
+
+/// Word tokens back to text: tokens joined by single spaces, `<eos>` as a line end (no space
+/// around it). `word_tokens(&join_words(t)) == t` for every token list `word_tokens` makes.
+pub fn join_words<S: AsRef<str>>(tokens: &[S]) -> String {
+    let mut out = String::new();
+    for t in tokens {
+        let t = t.as_ref();
+        if t == EOS {
+            out.push('\n');
+        } else {
+            if !(out.is_empty() || out.ends_with('\n')) {
+                out.push(' ');
+            }
+            out.push_str(t);
+        }
+    }
+    out
+}
+
+/// What a language model's tokens are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    /// Unicode scalar values.
+    Char,
+    /// [`word_tokens`].
+    Word,
+}
+
+impl Unit {
+    /// `char` or `word`.
+    pub fn parse(s: &str) -> Result<Unit> {
+        match s {
+            "char" => Ok(Unit::Char),
+            "word" => Ok(Unit::Word),
+            _ => Err(Error::config(format!(
+                "--unit {s:?}: expected char or word"
+            ))),
+        }
+    }
+
+    /// `char` or `word`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Unit::Char => "char",
+            Unit::Word => "word",
+        }
+    }
+
+    /// The token a line end is: `\n` or `<eos>`.
+    pub fn line_end(self) -> &'static str {
+        match self {
+            Unit::Char => "\n",
+            Unit::Word => EOS,
+        }
+    }
+
+    /// The ids of a prime (or any text) under `vocab`: characters must be in the vocabulary
+    /// (the error names `what` and the position); words outside it become `<unk>`.
+    pub fn encode(self, vocab: &Vocab, what: &str, text: &str) -> Result<Vec<u32>> {
+        match self {
+            Unit::Char => vocab.encode_chars(what, text),
+            Unit::Word => {
+                let unk = vocab
+                    .id(UNK)
+                    .ok_or_else(|| Error::config(format!("{what}: the vocabulary has no {UNK}")))?;
+                Ok(vocab.encode_words(&word_tokens(text), unk))
+            }
+        }
+    }
+
+    /// The text of `ids`, to follow text that ended with a line end (`at_line_start`) or not:
+    /// characters as they are; words with a space before each except after a line end.
+    pub fn render(self, vocab: &Vocab, ids: &[u32], at_line_start: bool) -> String {
+        match self {
+            Unit::Char => vocab.decode(ids),
+            Unit::Word => {
+                let mut out = String::new();
+                let mut line_start = at_line_start;
+                for &i in ids {
+                    let t = vocab
+                        .tokens()
+                        .get(i as usize)
+                        .map_or("\u{fffd}", |s| s.as_str());
+                    if t == EOS {
+                        out.push('\n');
+                        line_start = true;
+                    } else {
+                        if !line_start {
+                            out.push(' ');
+                        }
+                        out.push_str(t);
+                        line_start = false;
+                    }
+                }
+                out
+            }
+        }
+    }
+}
+
 /// A tokenised corpus: vocabulary, training and validation ids.
 #[derive(Clone, Debug)]
 pub struct Corpus {
     /// The file it came from (for messages and checkpoints).
     pub path: String,
+    /// Characters or words.
+    pub unit: Unit,
     /// The vocabulary.
     pub vocab: Vocab,
     /// The training ids (the first `floor(0.95 N)` tokens).
@@ -213,6 +354,7 @@ impl Corpus {
         }
         Ok(Corpus {
             path: path.to_string(),
+            unit: Unit::Char,
             vocab,
             valid: ids[split..].to_vec(),
             train: ids[..split].to_vec(),
@@ -222,6 +364,65 @@ impl Corpus {
     /// [`Corpus::chars`] of the file at `path`.
     pub fn read_chars(path: &Path) -> Result<Corpus> {
         Self::chars(&path.display().to_string(), &read_text(path)?)
+    }
+
+    /// The word corpus of `text` (from `path`; see the module docs); `vocab` given (a
+    /// checkpoint's), the text is encoded with it instead of building one from `min_count`.
+    pub fn words(
+        path: &str,
+        text: &str,
+        min_count: usize,
+        vocab: Option<&Vocab>,
+    ) -> Result<Corpus> {
+        let n = text.chars().count();
+        let k = (n as f64 * 0.95).floor() as usize;
+        let at = text.char_indices().nth(k).map_or(text.len(), |(b, _)| b);
+        let split = if at == 0 || text[..at].ends_with('\n') {
+            at
+        } else {
+            text[at..].find('\n').map_or(text.len(), |i| at + i + 1)
+        };
+        let (train, valid) = (word_tokens(&text[..split]), word_tokens(&text[split..]));
+        if train.len() < 2 || valid.len() < 2 {
+            return Err(Error::Format {
+                path: path.to_string(),
+                problem: format!(
+                    "{} training and {} validation words: too few (the split is at the first line start after 95% of the characters)",
+                    train.len(),
+                    valid.len()
+                ),
+            });
+        }
+        let vocab = match vocab {
+            Some(v) => v.clone(),
+            None => Vocab::from_counts(train.iter().copied(), min_count, &[UNK, EOS])?,
+        };
+        let unk = vocab.id(UNK).ok_or_else(|| Error::Format {
+            path: path.to_string(),
+            problem: format!("the vocabulary has no {UNK}"),
+        })?;
+        Ok(Corpus {
+            path: path.to_string(),
+            unit: Unit::Word,
+            train: vocab.encode_words(&train, unk),
+            valid: vocab.encode_words(&valid, unk),
+            vocab,
+        })
+    }
+
+    /// The corpus of the file at `path` in `unit`s ([`Corpus::chars`] or [`Corpus::words`]).
+    pub fn read(
+        path: &Path,
+        unit: Unit,
+        min_count: usize,
+        vocab: Option<&Vocab>,
+    ) -> Result<Corpus> {
+        let text = read_text(path)?;
+        let p = path.display().to_string();
+        match unit {
+            Unit::Char => Self::chars(&p, &text),
+            Unit::Word => Self::words(&p, &text, min_count, vocab),
+        }
     }
 }
 
@@ -274,6 +475,55 @@ mod tests {
         assert_eq!(all, (0..7).collect::<Vec<_>>());
         // Each batch holds neighbours in length order.
         assert!(b.iter().any(|x| x == &vec![1, 5, 2]));
+    }
+
+    #[test]
+    fn word_tokens_split_punctuation_and_round_trip() {
+        let text = "First Citizen:\nWe're  all\tresolved -- é, ok?\n\nend";
+        let t = word_tokens(text);
+        assert_eq!(
+            t,
+            [
+                "First", "Citizen", ":", EOS, "We", "'", "re", "all", "resolved", "-", "-", "é",
+                ",", "ok", "?", EOS, EOS, "end"
+            ]
+        );
+        assert_eq!(word_tokens(&join_words(&t)), t);
+        assert_eq!(join_words(&t[..4]), "First Citizen :\n");
+        let v = Vocab::new(vec![UNK.into(), EOS.into(), "a".into(), "b".into()]).unwrap();
+        assert_eq!(
+            Unit::Word.encode(&v, "p", "a zz b\n").unwrap(),
+            vec![2, 0, 3, 1]
+        );
+        assert_eq!(Unit::Word.render(&v, &[2, 0, 1, 3], true), "a <unk>\nb");
+        assert_eq!(Unit::Word.render(&v, &[3], false), " b");
+    }
+
+    #[test]
+    fn word_split_moves_to_a_line_start_and_unknowns_map_to_unk() {
+        let mut text = String::new();
+        for i in 0..40 {
+            text.push_str(&format!(
+                "the cat {} sat\n",
+                if i % 7 == 0 { "odd" } else { "fat" }
+            ));
+        }
+        text.push_str("a zebra sat\n");
+        let c = Corpus::words("t", &text, 2, None).unwrap();
+        assert_eq!(c.vocab.tokens()[..2], [UNK.to_string(), EOS.to_string()]);
+        let k = (text.chars().count() as f64 * 0.95).floor() as usize;
+        let split = k + text[k..].find('\n').unwrap() + 1;
+        assert_eq!(c.train.len(), word_tokens(&text[..split]).len());
+        assert_eq!(c.valid.len(), word_tokens(&text[split..]).len());
+        // "zebra" and "a" are only in validation: <unk> (id 0), scored as tokens.
+        assert!(c.vocab.id("zebra").is_none());
+        assert_eq!(&c.valid[c.valid.len() - 4..c.valid.len() - 2], &[0, 0]);
+        assert!(c.vocab.id("odd").is_some());
+        let again = Corpus::words("t", &text, 99, Some(&c.vocab)).unwrap();
+        assert_eq!(
+            (again.train, again.valid),
+            (c.train.clone(), c.valid.clone())
+        );
     }
 
     #[test]

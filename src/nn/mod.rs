@@ -30,6 +30,7 @@ pub use attention::{Attention, AttentionGrads, AttentionSaved, Memory, MemoryGra
 pub use clip::{clip_grad_norm, record_clip_grad_norm};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
+pub(crate) use embedding::normal;
 pub use linear::{Linear, LinearGrads};
 pub use loss::{
     CeOutput, log_softmax, record_log_softmax, record_softmax_cross_entropy, softmax_cross_entropy,

@@ -46,6 +46,7 @@ fn tiny(mode: &str) -> LmConfig {
         lr: 1e-2,
         clip: 0.0,
         seed: 7,
+        ..LmConfig::default()
     }
 }
 
@@ -94,7 +95,7 @@ fn whole_model_gradient_matches_finite_differences() {
     let v = corpus.vocab.len();
     for mode in ["lstm", "gru", "rnn_tanh"] {
         let c = tiny(mode);
-        let model = LanguageModel::new(ctx, v, &c).unwrap();
+        let model = LanguageModel::new(ctx, &corpus.vocab, &c).unwrap();
         let emb: Vec<f64> = model
             .embedding
             .weight
@@ -121,7 +122,7 @@ fn whole_model_gradient_matches_finite_differences() {
             .iter()
             .map(|&x| x as f64)
             .collect();
-        let params: RnnParams = model.rnn.params(ctx).unwrap();
+        let params: RnnParams = model.rnn().unwrap().params(ctx).unwrap();
         let rnn = RefParams::from_params(&params);
         let mut trainer = Trainer::new(ctx, model, &corpus.train).unwrap();
         let (loss, grads) = trainer.gradients(ctx).unwrap();
@@ -219,6 +220,7 @@ fn small() -> LmConfig {
         lr: 1e-2,
         clip: 1.0,
         seed: 3,
+        ..LmConfig::default()
     }
 }
 
@@ -292,6 +294,7 @@ fn training_falls_below_the_unigram_entropy() {
         lr: 1e-2,
         clip: 5.0,
         seed: 1,
+        ..LmConfig::default()
     };
     let s = train(
         &options(&data, &d.join("out"), config, 150, false),
@@ -319,7 +322,7 @@ fn sampling_is_reproducible_and_greedy_is_argmax() {
     let corpus = Corpus::chars("t", &shakespeare(2000)).unwrap();
     let mut c = small();
     c.dropout = 0.0;
-    let model = LanguageModel::new(ctx, corpus.vocab.len(), &c).unwrap();
+    let model = LanguageModel::new(ctx, &corpus.vocab, &c).unwrap();
     let prime = corpus.vocab.encode_chars("prime", "First").unwrap();
     let greedy = SampleOptions {
         length: 40,
@@ -336,7 +339,7 @@ fn sampling_is_reproducible_and_greedy_is_argmax() {
         let id = if i < prime.len() { prime[i] } else { next };
         let ids = model.embedding.ids(ctx, &[1], &[id]).unwrap();
         let x = model.embedding.forward(ctx, &ids).unwrap();
-        let (h, st) = model.rnn.step(ctx, &x, state.as_ref()).unwrap();
+        let (h, st) = model.rnn().unwrap().step(ctx, &x, state.as_ref()).unwrap();
         state = Some(st);
         let logits = model.decoder.forward(ctx, &h).unwrap().to_vec(ctx).unwrap();
         let best = (0..logits.len()).fold(0, |b, j| if logits[j] > logits[b] { j } else { b });

@@ -13,6 +13,7 @@ mod golden;
 mod interop;
 mod layers;
 mod lm;
+mod lm_words;
 mod loss;
 mod nmt;
 mod ops;

@@ -24,7 +24,7 @@ mod tagger;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use wgrnn::interop::{Backend, run_files};
 use wgrnn::{Error, Mode, RnnConfig, WeightStorage};
 
@@ -169,15 +169,21 @@ enum Cmd {
         #[arg(long)]
         batch_first: bool,
     },
-    /// Train a character-level RNN language model (truncated BPTT, one submission per step);
-    /// checkpoints in --out/last and --out/best, metrics.csv, loss.png.
+    /// Train a character- or word-level language model, recurrent (truncated BPTT) or
+    /// fixed-window, one submission per step; checkpoints in --out/last and --out/best,
+    /// metrics.csv, loss.png.
     TrainLm(lm::TrainArgs),
-    /// Score a language model on the validation split: nats and bits per character, perplexity.
+    /// Score a language model on the validation split: nats and bits per token, perplexity.
     EvalLm(lm::EvalArgs),
     /// Generate text from a language model on the device.
     Sample(lm::SampleArgs),
+    /// The most likely next tokens after a prime, with their probabilities.
+    PredictNext(lm::PredictArgs),
     /// Interpolated Kneser-Ney n-gram baseline on the same split.
     Ngram(lm::NgramArgs),
+    /// The gradient norm ||dJ_T / dx_t|| over t for fresh stacks and trained models: a PNG
+    /// (log scale) and a CSV (t,norm,model).
+    GradFlow(lm::GradFlowArgs),
     /// Train a sentence classifier (bidirectional RNN, pooled over each sentence's length);
     /// checkpoints in --out/last and --out/best, metrics.csv, curves.png.
     TrainClassify(classify::TrainArgs),
@@ -222,24 +228,32 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            // clap's help and version are not failures; usage errors exit with status 2.
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
+    // clap's help and version are not failures; usage errors exit with status 2.
+    let clap_exit = |e: clap::Error| {
+        let _ = e.print();
+        if e.use_stderr() {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
         }
+    };
+    // The matches are kept: grad-flow groups its repeated model flags by their order.
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => return clap_exit(e),
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => return clap_exit(e),
     };
     let res = match cli.cmd {
         Cmd::Info => engine::cmd_info(),
         Cmd::TrainLm(a) => lm::cmd_train(a),
         Cmd::EvalLm(a) => lm::cmd_eval(a),
         Cmd::Sample(a) => lm::cmd_sample(a),
+        Cmd::PredictNext(a) => lm::cmd_predict(a),
         Cmd::Ngram(a) => lm::cmd_ngram(a),
+        Cmd::GradFlow(a) => lm::cmd_grad_flow(a, matches.subcommand_matches("grad-flow")),
         Cmd::TrainClassify(a) => classify::cmd_train(a),
         Cmd::Classify(a) => classify::cmd_classify(a),
         Cmd::EvalClassify(a) => classify::cmd_eval(a),

@@ -1,11 +1,21 @@
-//! Recurrent language models (character level): the model, truncated-BPTT training with the
-//! whole step in one submission, perplexity on a stream scored in chunks, sampling on the
-//! device, and the checkpoint folder.
+//! Neural language models (character or word level): the recurrent model and the fixed-window
+//! model, truncated-BPTT training with the whole step in one submission, perplexity on a
+//! stream scored in chunks, next-token distributions, sampling on the device, and the
+//! checkpoint folder. [`gradflow`] measures how gradients reach back through time.
 //!
-//! Model: `embedding [V, E]` (no padding id) -> RNN stack (LSTM, GRU or Elman; L layers,
-//! inter-layer dropout) -> dropout (training only) -> `decoder [V, H] + bias` -> softmax. In
-//! PyTorch: `nn.Embedding(V, E)`, `nn.LSTM(E, H, L, dropout=p)`, `nn.Dropout(p)`,
-//! `nn.Linear(H, V)` (scripts/torch_lm.py loads a checkpoint into exactly that).
+//! Recurrent model (`model = "rnn"`): `embedding [V, E]` (no padding id) -> RNN stack (LSTM,
+//! GRU or Elman; L layers, inter-layer dropout) -> dropout (training only) -> `decoder [V, H]
+//! + bias` -> softmax. In PyTorch: `nn.Embedding(V, E)`, `nn.LSTM(E, H, L, dropout=p)`,
+//! `nn.Dropout(p)`, `nn.Linear(H, V)` (scripts/torch_lm.py loads a checkpoint into exactly that).
+//!
+//! Fixed-window model (`model = "window"`, Bengio et al. 2003 without the direct connections):
+//! token i is predicted from the N tokens before it, `x = concat(embedding[w_{i-N}], ...,
+//! embedding[w_{i-1}]) [N E]` (oldest first), `h = tanh(hidden.weight x + hidden.bias) [H]`,
+//! dropout, `decoder [V, H] + bias`, softmax. Text before the start of a stream reads the
+//! line-end token (`\n` or `<eos>`: the split and a prime start after a line end), when the
+//! vocabulary has one; without it, the first N tokens of a stream are not predicted. Its
+//! checkpoint has no `rnn.safetensors`; `model.safetensors` holds `embedding.weight`,
+//! `hidden.weight`, `hidden.bias`, `decoder.weight`, `decoder.bias`.
 //!
 //! Training (char-rnn's contiguous batches): the training ids are cut into B streams of
 //! `L = N / B` tokens, stored on the device time-major `[L, B]`, so step s reads the rows
@@ -15,7 +25,12 @@
 //! to zeros at each epoch start. One step records embedding, RNN, dropout, decoder, softmax
 //! cross-entropy, every backward, gradient clipping and Adam into one submission; only the
 //! loss is read back. Dropout masks come from `(seed, step)`, so a resumed run repeats the
-//! masks it would have drawn.
+//! masks it would have drawn. The window model trains on the same positions (the contexts of
+//! every training position are laid out once on the device in the streams' order), with no
+//! state to carry.
+
+pub mod gradflow;
+mod window;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::checkpoint::{self, FORMAT_VERSION, field, read_config};
-use super::corpus::{Corpus, Vocab};
+use super::corpus::{Corpus, Unit, Vocab};
 use super::metrics::{Metrics, Row};
 use crate::context::Context;
 use crate::encoder::Recorder;
@@ -63,7 +78,34 @@ pub struct LmConfig {
     pub clip: f32,
     /// Seed of the initialisation and the dropout masks.
     pub seed: u64,
+    /// `rnn` (the recurrent stack of `mode`) or `window` (the fixed-window model).
+    #[serde(default = "default_model")]
+    pub model: String,
+    /// The window model's context: the N previous tokens it reads (0 for recurrent models).
+    #[serde(default)]
+    pub context: usize,
+    /// Characters or words.
+    #[serde(default = "default_unit")]
+    pub unit: Unit,
+    /// Word level: a training token seen fewer times is `<unk>`.
+    #[serde(default = "default_min_count")]
+    pub min_count: usize,
 }
+
+fn default_model() -> String {
+    "rnn".into()
+}
+
+fn default_unit() -> Unit {
+    Unit::Char
+}
+
+fn default_min_count() -> usize {
+    2
+}
+
+/// The window model's context when `--context` is not given.
+pub const DEFAULT_CONTEXT: usize = 5;
 
 impl Default for LmConfig {
     /// The main job's model: a small, wide-batch LSTM that learns fast on a CPU driver
@@ -80,11 +122,37 @@ impl Default for LmConfig {
             lr: 1e-2,
             clip: 5.0,
             seed: 1,
+            model: default_model(),
+            context: 0,
+            unit: Unit::Char,
+            min_count: default_min_count(),
         }
     }
 }
 
 impl LmConfig {
+    /// The defaults at `unit` level: characters as [`Default`]; words with a wider embedding,
+    /// a smaller learning rate and shorter steps, so that a step over a vocabulary of ~10^4
+    /// words stays about a second on lavapipe.
+    pub fn for_unit(unit: Unit) -> LmConfig {
+        match unit {
+            Unit::Char => LmConfig::default(),
+            Unit::Word => LmConfig {
+                embed: 64,
+                seq_len: 20,
+                batch: 20,
+                lr: 3e-3,
+                unit,
+                ..LmConfig::default()
+            },
+        }
+    }
+
+    /// True for the fixed-window model.
+    pub fn is_window(&self) -> bool {
+        self.model == "window"
+    }
+
     /// The cell.
     pub fn cell(&self) -> Result<Mode> {
         Mode::parse(&self.mode)
@@ -101,10 +169,27 @@ impl LmConfig {
 
     /// Refuses sizes and rates that cannot train, naming the flag.
     pub fn validate(&self) -> Result<()> {
-        self.rnn()?;
         let bad = |flag: &str, v: &dyn std::fmt::Display| {
             Err(Error::config(format!("--{flag} {v} is out of range")))
         };
+        match self.model.as_str() {
+            "rnn" => {
+                self.rnn()?;
+            }
+            "window" => {
+                if self.context == 0 {
+                    return bad("context", &self.context);
+                }
+                if self.hidden == 0 || self.embed == 0 {
+                    return bad("hidden", &self.hidden);
+                }
+            }
+            m => {
+                return Err(Error::config(format!(
+                    "--model {m:?}: expected rnn or window"
+                )));
+            }
+        }
         if self.seq_len == 0 {
             return bad("seq-len", &self.seq_len);
         }
@@ -132,18 +217,30 @@ impl LmConfig {
 /// The hash stream of the dropout before the decoder (the RNN's layers use 0..L-1).
 const OUTPUT_DROPOUT_STREAM: u32 = 1000;
 
-/// A recurrent language model on the device.
+/// A language model on the device.
 #[derive(Debug)]
 pub struct LanguageModel {
     /// Its hyperparameters.
     pub config: LmConfig,
     /// `embedding.weight [V, E]`
     pub embedding: Embedding,
-    /// The stack, PyTorch's layout.
-    pub rnn: Rnn,
+    /// What turns the embeddings into the decoder's input.
+    pub body: Body,
     /// `decoder.weight [V, H]`, `decoder.bias [V]`
     pub decoder: Linear,
     dropout: Dropout,
+    /// The line-end token's id, when the vocabulary has one: what the window model reads
+    /// before the start of a stream, and what an empty prime means.
+    pub line_end: Option<u32>,
+}
+
+/// The part between the embedding and the decoder.
+#[derive(Debug)]
+pub enum Body {
+    /// The recurrent stack, PyTorch's layout.
+    Rnn(Rnn),
+    /// `hidden.weight [H, N E]`, `hidden.bias [H]` of the fixed-window model.
+    Window(Linear),
 }
 
 /// A score on a token stream.
@@ -177,19 +274,60 @@ const LOG_EVERY: u64 = 10;
 const SAMPLE_CHUNK: usize = 128;
 
 impl LanguageModel {
-    /// A fresh model over `vocab` tokens: PyTorch's initialisation (embedding N(0, 1), RNN and
-    /// decoder U(-1/sqrt(fan), 1/sqrt(fan))) from `config.seed`.
-    pub fn new(ctx: &Context, vocab: usize, config: &LmConfig) -> Result<LanguageModel> {
+    /// A fresh model over `vocab`: PyTorch's initialisation (embedding N(0, 1), RNN, hidden
+    /// and decoder layers U(-1/sqrt(fan), 1/sqrt(fan))) from `config.seed`.
+    pub fn new(ctx: &Context, vocab: &Vocab, config: &LmConfig) -> Result<LanguageModel> {
         config.validate()?;
-        let rcfg = config.rnn()?;
         let s = config.seed;
+        let v = vocab.len();
+        let body = if config.is_window() {
+            Body::Window(Linear::random(
+                ctx,
+                config.context * config.embed,
+                config.hidden,
+                true,
+                s.wrapping_mul(3) + 1,
+            )?)
+        } else {
+            Body::Rnn(Rnn::random(ctx, &config.rnn()?, s.wrapping_mul(3) + 1)?)
+        };
         Ok(LanguageModel {
-            embedding: Embedding::random(ctx, vocab, config.embed, None, s.wrapping_mul(3))?,
-            rnn: Rnn::random(ctx, &rcfg, s.wrapping_mul(3) + 1)?,
-            decoder: Linear::random(ctx, config.hidden, vocab, true, s.wrapping_mul(3) + 2)?,
+            embedding: Embedding::random(ctx, v, config.embed, None, s.wrapping_mul(3))?,
+            body,
+            decoder: Linear::random(ctx, config.hidden, v, true, s.wrapping_mul(3) + 2)?,
             dropout: Dropout::new(config.dropout, OUTPUT_DROPOUT_STREAM)?,
+            line_end: vocab.id(config.unit.line_end()),
             config: config.clone(),
         })
+    }
+
+    /// The recurrent stack (an error for the window model).
+    pub fn rnn(&self) -> Result<&Rnn> {
+        match &self.body {
+            Body::Rnn(r) => Ok(r),
+            Body::Window(_) => Err(Error::config(
+                "this is a fixed-window model: it has no recurrent stack",
+            )),
+        }
+    }
+
+    /// Parameters of the model.
+    pub fn params(&self) -> usize {
+        let body = match &self.body {
+            Body::Rnn(r) => {
+                let c = r.config();
+                c.param_names()
+                    .iter()
+                    .filter_map(|n| c.param_shape(n))
+                    .map(|s| s.iter().product::<usize>())
+                    .sum()
+            }
+            Body::Window(l) => l.fan_in() * l.fan_out() + l.fan_out(),
+        };
+        self.embedding.vocab() * self.embedding.dim()
+            + body
+            + self.decoder.fan_in() * self.decoder.fan_out()
+            + self.decoder.fan_out()
     }
 
     /// V
@@ -215,7 +353,7 @@ impl LanguageModel {
             dropout_seed: train.unwrap_or(0),
             ..Default::default()
         };
-        let (out, saved) = self.rnn.record_forward(rec, &x, &inp, train.is_some())?;
+        let (out, saved) = self.rnn()?.record_forward(rec, &x, &inp, train.is_some())?;
         let y = match train {
             Some(seed) => self.dropout.record_forward(rec, &out.output, seed, true)?,
             None => out.output.clone(),
@@ -232,12 +370,19 @@ impl LanguageModel {
     /// from those before it (`len - 1` tokens; `limit` caps the tokens scored, for a cheap
     /// validation prefix). Chunks of 256 tokens carry the state, so the result equals one
     /// pass and no tensor grows with the stream.
+    ///
+    /// The window model scores the same tokens, each from the N before it (the line-end token
+    /// standing for text before the stream); without a line-end token in its vocabulary it
+    /// skips the first N, and `tokens` says how many it scored.
     pub fn evaluate(&self, ctx: &Context, ids: &[u32], limit: Option<usize>) -> Result<Score> {
         let n = ids
             .len()
             .min(limit.map_or(usize::MAX, |l| l.saturating_add(1)));
         if n < 2 {
             return Err(Error::config("scoring needs at least two tokens"));
+        }
+        if let Body::Window(hidden) = &self.body {
+            return self.evaluate_window(ctx, hidden, &ids[..n]);
         }
         let stream = self.embedding.ids(ctx, &[n], &ids[..n])?;
         let chunks: Vec<(usize, usize)> = (0..n - 1)
@@ -291,9 +436,6 @@ impl LanguageModel {
             top_k,
             seed,
         } = *opts;
-        let Some((&last, head)) = prime.split_last() else {
-            return Err(Error::config("--prime: give at least one character"));
-        };
         if !(temperature.is_finite() && temperature >= 0.0) {
             return Err(Error::config(format!(
                 "--temperature {temperature} must be finite and >= 0"
@@ -305,13 +447,20 @@ impl LanguageModel {
                 self.vocab()
             )));
         }
+        let prime = self.prime_or_line_start(prime)?;
+        if let Body::Window(hidden) = &self.body {
+            return self.sample_window(ctx, hidden, &prime, opts, on_chunk);
+        }
+        let Some((&last, head)) = prime.split_last() else {
+            return Err(Error::config("--prime: give at least one token"));
+        };
         let mut state = None;
         if !head.is_empty() {
             let ids = self.embedding.ids(ctx, &[head.len(), 1], head)?;
             let mut rec = Recorder::new(ctx);
             let x = self.embedding.record_forward(&mut rec, &ids)?;
             let out = self
-                .rnn
+                .rnn()?
                 .record_forward(&mut rec, &x, &ForwardInputs::default(), false)?
                 .0;
             rec.submit()?;
@@ -358,18 +507,81 @@ impl LanguageModel {
         Ok(out)
     }
 
+    /// A prime, or for an empty one the line-end token (the text starts a line); an error
+    /// when the vocabulary has none.
+    fn prime_or_line_start(&self, prime: &[u32]) -> Result<Vec<u32>> {
+        match (prime.is_empty(), self.line_end) {
+            (false, _) => Ok(prime.to_vec()),
+            (true, Some(e)) => Ok(vec![e]),
+            (true, None) => Err(Error::config(format!(
+                "--prime is empty and the model's vocabulary has no line end ({:?}) to start from: give at least {} token(s)",
+                self.config.unit.line_end(),
+                if self.config.is_window() {
+                    self.config.context
+                } else {
+                    1
+                }
+            ))),
+        }
+    }
+
+    /// The `k` most likely next tokens after `prime` (all V when `k > V`) with their
+    /// probabilities, most likely first (a tie goes to the lower id): the softmax of the logits at the prime's last
+    /// token, computed and ranked on the device. An empty prime means the start of a line.
+    pub fn predict_next(&self, ctx: &Context, prime: &[u32], k: usize) -> Result<Vec<(u32, f32)>> {
+        if k == 0 {
+            return Err(Error::config("--top-k must be >= 1"));
+        }
+        let k = k.min(self.vocab());
+        let prime = self.prime_or_line_start(prime)?;
+        let v = self.vocab();
+        let mut rec = Recorder::new(ctx);
+        let row = match &self.body {
+            Body::Window(hidden) => {
+                let c = self.window_context(&prime, prime.len()).ok_or_else(|| {
+                    Error::config(format!(
+                        "--prime has {} token(s); this window model reads {} and its vocabulary has no line end to pad with",
+                        prime.len(),
+                        self.config.context
+                    ))
+                })?;
+                let ids = self.embedding.ids(ctx, &[1, c.len()], &c)?;
+                self.record_window(&mut rec, hidden, &ids, None)?.0
+            }
+            Body::Rnn(_) => {
+                let ids = self.embedding.ids(ctx, &[prime.len(), 1], &prime)?;
+                let (logits, ..) = self.record_forward(&mut rec, &ids, None, None)?;
+                let row = Tensor::empty(ctx, "last logits", &[1, v], DType::F32)?;
+                rec.copy(&logits, (prime.len() - 1) * v, &row, 0, v)?;
+                row
+            }
+        };
+        let probs = crate::ops::record_masked_softmax(&mut rec, &row, None, 1)?;
+        let (values, indices) = crate::ops::record_topk(&mut rec, &probs, k)?;
+        rec.submit()?;
+        let p = values.to_vec(ctx)?;
+        let i = indices.to_vec_u32(ctx)?;
+        Ok(i.into_iter().zip(p).collect())
+    }
+
     /// The tensors of `model.safetensors` under PyTorch's names.
-    fn named_tensors(&self) -> Result<[(&'static str, &Tensor); 3]> {
-        let bias = self
-            .decoder
-            .bias
-            .as_ref()
-            .ok_or_else(|| Error::Device("internal: decoder without bias".into()))?;
-        Ok([
-            ("embedding.weight", &self.embedding.weight),
-            ("decoder.weight", &self.decoder.weight),
-            ("decoder.bias", bias),
-        ])
+    fn named_tensors(&self) -> Result<Vec<(&'static str, &Tensor)>> {
+        let mut v = vec![("embedding.weight", &self.embedding.weight)];
+        if let Body::Window(h) = &self.body {
+            v.push(("hidden.weight", &h.weight));
+            v.push(("hidden.bias", bias(h)?));
+        }
+        v.push(("decoder.weight", &self.decoder.weight));
+        v.push(("decoder.bias", bias(&self.decoder)?));
+        Ok(v)
+    }
+
+    /// The RNN files of the checkpoint folder (none for the window model).
+    fn rnn_files(&self) -> Vec<(&'static str, &Rnn)> {
+        match &self.body {
+            Body::Rnn(r) => vec![("rnn.safetensors", r)],
+            Body::Window(_) => Vec::new(),
+        }
     }
 
     /// Loads a checkpoint folder (or a training output's `best/`): its config, vocabulary
@@ -379,15 +591,42 @@ impl LanguageModel {
         let cfg_path = dir.join("config.json");
         let conf = read_config(&dir, "lm")?;
         let info = LmCheckpoint::from_config(&conf, &cfg_path, dir.clone())?;
-        let model = LanguageModel::new(ctx, info.vocab.len(), &info.config)?;
+        let model = LanguageModel::new(ctx, &info.vocab, &info.config)?;
         model.load_tensors(ctx, &dir)?;
         Ok((model, info))
     }
 
     fn load_tensors(&self, ctx: &Context, dir: &Path) -> Result<()> {
-        checkpoint::load_rnn(ctx, &self.rnn, &dir.join("rnn.safetensors"))?;
+        for (file, rnn) in self.rnn_files() {
+            checkpoint::load_rnn(ctx, rnn, &dir.join(file))?;
+        }
         checkpoint::load_named(ctx, &dir.join("model.safetensors"), &self.named_tensors()?)
     }
+}
+
+/// The validation ids of `data` as the checkpoint `info` reads text: characters must form the
+/// checkpoint's vocabulary exactly; words outside its vocabulary are `<unk>`, as in training.
+pub fn validation_ids(info: &LmCheckpoint, data: &Path) -> Result<Vec<u32>> {
+    let c = &info.config;
+    let corpus = Corpus::read(data, c.unit, c.min_count, Some(&info.vocab))?;
+    if corpus.vocab != info.vocab {
+        return Err(Error::Format {
+            path: data.display().to_string(),
+            problem: format!(
+                "its vocabulary ({} tokens) differs from the checkpoint's ({})",
+                corpus.vocab.len(),
+                info.vocab.len()
+            ),
+        });
+    }
+    Ok(corpus.valid)
+}
+
+/// A linear layer's bias (every layer of these models has one).
+fn bias(l: &Linear) -> Result<&Tensor> {
+    l.bias
+        .as_ref()
+        .ok_or_else(|| Error::Device("internal: linear layer without bias".into()))
 }
 
 /// How [`LanguageModel::sample`] generates.
@@ -434,10 +673,13 @@ impl LmCheckpoint {
         let config: LmConfig = field(conf, path, "model")?;
         let tokens: Vec<String> = field(conf, path, "vocab")?;
         let unit: String = field(conf, path, "unit")?;
-        if unit != "char" {
+        if unit != config.unit.name() {
             return Err(Error::Format {
                 path: path.display().to_string(),
-                problem: format!("unit {unit:?}: this build reads character models"),
+                problem: format!(
+                    "\"unit\" is {unit:?} but the model's is {:?}",
+                    config.unit.name()
+                ),
             });
         }
         Ok(LmCheckpoint {
@@ -458,7 +700,9 @@ pub struct Trainer {
     pub model: LanguageModel,
     demb: Tensor,
     drnn: Vec<LayerParams>,
+    dhidden: Option<LinearGrads>,
     ddec: LinearGrads,
+    window: Option<window::WindowData>,
     store: ParamStore,
     opt: Optimizer,
     streams: Tensor,
@@ -492,11 +736,22 @@ impl Trainer {
         }
         let streams = model.embedding.ids(ctx, &[per, c.batch], &tm)?;
         let demb = model.embedding.zero_grad(ctx)?;
-        let drnn = model.rnn.zero_grads(ctx)?;
         let ddec = model.decoder.zero_grads(ctx)?;
         let mut store = ParamStore::new();
         model.embedding.register(&mut store, "embedding", &demb)?;
-        store.add_rnn("rnn", &model.rnn, &drnn)?;
+        let (drnn, dhidden, window) = match &model.body {
+            Body::Rnn(rnn) => {
+                let drnn = rnn.zero_grads(ctx)?;
+                store.add_rnn("rnn", rnn, &drnn)?;
+                (drnn, None, None)
+            }
+            Body::Window(hidden) => {
+                let dh = hidden.zero_grads(ctx)?;
+                hidden.register(&mut store, "hidden", &dh)?;
+                let data = window::WindowData::new(ctx, &model, train, per, c.batch)?;
+                (Vec::new(), Some(dh), Some(data))
+            }
+        };
         model.decoder.register(&mut store, "decoder", &ddec)?;
         let opt = Optimizer::adam(ctx, &store, AdamConfig::adam(c.lr))?;
         Ok(Trainer {
@@ -504,7 +759,9 @@ impl Trainer {
             model,
             demb,
             drnn,
+            dhidden,
             ddec,
+            window,
             store,
             opt,
             streams,
@@ -526,7 +783,11 @@ impl Trainer {
     /// Records step `self.step`'s forward and backward (the gradients into the store's slots)
     /// and, with `update`, clipping and the optimiser; returns the loss output and the state
     /// to carry.
-    fn record_step(&mut self, rec: &mut Recorder, update: bool) -> Result<(CeOutput, State)> {
+    fn record_step(
+        &mut self,
+        rec: &mut Recorder,
+        update: bool,
+    ) -> Result<(CeOutput, Option<State>)> {
         let ctx = rec.ctx();
         let c = self.model.config.clone();
         let (t, b) = (c.seq_len, c.batch);
@@ -538,6 +799,38 @@ impl Trainer {
         let seed = c.mask_seed(self.step);
         let m = &self.model;
         self.store.record_zero_grads(rec)?;
+        if let (Body::Window(hidden), Some(data), Some(dhidden)) =
+            (&m.body, &self.window, &self.dhidden)
+        {
+            let n = c.context;
+            let rows = t * b;
+            let x = Tensor::empty(ctx, "window contexts", &[rows, n], DType::U32)?;
+            let y = Tensor::empty(ctx, "window targets", &[rows], DType::U32)?;
+            rec.copy(&data.contexts, p * b * n, &x, 0, rows * n)?;
+            rec.copy(&data.targets, p * b, &y, 0, rows)?;
+            let (logits, saved) = m.record_window(rec, hidden, &x, Some(seed))?;
+            let ce = record_softmax_cross_entropy(rec, &logits, &y, Some(window::IGNORE), true)?;
+            let dlogits = ce
+                .dlogits
+                .as_ref()
+                .ok_or_else(|| Error::Device("internal: no logit gradient".into()))?;
+            m.record_window_backward(
+                rec,
+                hidden,
+                &x,
+                &saved,
+                dlogits,
+                seed,
+                (&self.demb, dhidden, &self.ddec),
+            )?;
+            if update {
+                if c.clip > 0.0 {
+                    self.store.record_clip_grad_norm(rec, c.clip)?;
+                }
+                self.opt.record_step(rec, &self.store)?;
+            }
+            return Ok((ce, None)); // the window model carries no state
+        }
         let x = Tensor::empty(ctx, "input ids", &[t, b], DType::U32)?;
         let y = Tensor::empty(ctx, "target ids", &[t, b], DType::U32)?;
         rec.copy(&self.streams, p * b, &x, 0, t * b)?;
@@ -558,7 +851,9 @@ impl Trainer {
             output: Some(&dy),
             ..Default::default()
         };
-        let g = m.rnn.record_backward(rec, &saved, &up, Some(&self.drnn))?;
+        let g = m
+            .rnn()?
+            .record_backward(rec, &saved, &up, Some(&self.drnn))?;
         m.embedding
             .record_backward(rec, &x, &g.input, &self.demb, true)?;
         if update {
@@ -567,7 +862,7 @@ impl Trainer {
             }
             self.opt.record_step(rec, &self.store)?;
         }
-        Ok((ce, next))
+        Ok((ce, Some(next)))
     }
 
     /// One training step, recorded into one submission; returns its mean loss (the only value
@@ -576,7 +871,7 @@ impl Trainer {
         let mut rec = Recorder::new(ctx);
         let (ce, next) = self.record_step(&mut rec, true)?;
         rec.submit()?;
-        self.carried = Some(next);
+        self.carried = next;
         self.step += 1;
         ce.loss(ctx)
     }
@@ -623,7 +918,7 @@ impl Trainer {
         let mut conf = json!({
             "kind": "lm",
             "format_version": FORMAT_VERSION,
-            "unit": "char",
+            "unit": m.config.unit.name(),
             "model": m.config,
             "vocab": corpus.vocab.tokens(),
             "data": corpus.path,
@@ -641,7 +936,7 @@ impl Trainer {
         }
         let extra = [("state.safetensors", state)];
         let folder = checkpoint::Folder {
-            rnns: &[("rnn.safetensors", &m.rnn)],
+            rnns: &m.rnn_files(),
             model: &m.named_tensors()?,
             optimizer: Some((&self.opt, &self.store)),
             extra: if extra[0].1.is_empty() { &[] } else { &extra },
@@ -749,6 +1044,8 @@ pub enum Event {
         params: usize,
         /// Tokens per step.
         tokens_per_step: usize,
+        /// What the tokens are.
+        unit: Unit,
     },
     /// A step finished.
     Step {
@@ -864,14 +1161,22 @@ impl Run<'_> {
         if is_best {
             trainer.save(self.ctx, &self.opts.out.join("best"), self.corpus, extra)?;
         }
-        self.metrics.write_csv(
-            &self.opts.out.join("metrics.csv"),
-            "step,train_loss,val_loss,chars_per_s",
-        )?;
+        let c = &trainer.model.config;
+        let (unit, header) = match c.unit {
+            Unit::Char => ("character", "step,train_loss,val_loss,chars_per_s"),
+            Unit::Word => ("word", "step,train_loss,val_loss,tokens_per_s"),
+        };
+        self.metrics
+            .write_csv(&self.opts.out.join("metrics.csv"), header)?;
+        let model = if c.is_window() {
+            format!("window-{}", c.context)
+        } else {
+            c.mode.clone()
+        };
         self.metrics.plot(
             &self.opts.out.join("loss.png"),
-            "wgrnn character LM on the GPU: cross-entropy",
-            "nats per character",
+            &format!("wgrnn {unit} LM ({model}) on the GPU: cross-entropy"),
+            &format!("nats per {unit}"),
             "validation loss",
             |r| r.val_loss,
         )?;
@@ -942,22 +1247,24 @@ pub fn train(
         .clone()
         .or(recorded.map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA));
-    let corpus = Corpus::read_chars(&data)?;
-    let (model, info) = match &resume_from {
+    let read = |c: &LmConfig| Corpus::read(&data, c.unit, c.min_count, None);
+    let (corpus, model, info) = match &resume_from {
         Some(dir) => {
             let (m, i) = LanguageModel::load(&ctx, dir)?;
+            let corpus = read(&i.config)?;
             if i.vocab != corpus.vocab {
                 return Err(Error::Format {
                     path: corpus.path.clone(),
                     problem: "its vocabulary differs from the checkpoint's".into(),
                 });
             }
-            (m, Some(i))
+            (corpus, m, Some(i))
         }
-        None => (
-            LanguageModel::new(&ctx, corpus.vocab.len(), &opts.config)?,
-            None,
-        ),
+        None => {
+            let corpus = read(&opts.config)?;
+            let m = LanguageModel::new(&ctx, &corpus.vocab, &opts.config)?;
+            (corpus, m, None)
+        }
     };
     let mut trainer = Trainer::new(&ctx, model, &corpus.train)?;
     let mut run = Run {
@@ -992,8 +1299,9 @@ pub fn train(
     on_event(&Event::Started {
         adapter: ctx.adapter_name().to_string(),
         step: trainer.step,
-        params: trainer.store.params().iter().map(|p| p.len()).sum(),
+        params: trainer.model.params(),
         tokens_per_step: trainer.tokens_per_step(),
+        unit: trainer.model.config.unit,
     });
 
     let end = match opts.budget {
