@@ -5,6 +5,9 @@
 //!   transpose_forward   in [Z, R, C] -> out [Z, C, R], written from element dst_off
 //!   pack_f16_forward    in [Z, R, C] (or its transpose) -> f16 halves packed two per word, for
 //!                       the recurrent kernels' half-precision weights (WF16 in recurrent.wgsl)
+//!   copy_strided        out[d_off + r d_rs + c] = in[s_off + r s_rs + c s_cs] for c < cols,
+//!                       0 for cols <= c < d_cols: re-lays an operand with a row stride that is
+//!                       a multiple of 4 for the vec4 GEMM of CPU drivers (kernels::gemm)
 
 struct Transpose { rows: u32, cols: u32, nz: u32, dst_off: u32, transposed: u32 }
 
@@ -44,4 +47,21 @@ fn pack_f16_forward(@builtin(global_invocation_id) gid: vec3<u32>,
   var hi = 0.0;
   if (2u * q + 1u < n) { hi = pack_src(2u * q + 1u); }
   dst16[p.dst_off / 2u + q] = pack2x16float(vec2<f32>(pack_src(2u * q), hi));
+}
+
+struct Strided { rows: u32, cols: u32, d_cols: u32, s_off: u32, s_rs: u32, s_cs: u32, d_off: u32, d_rs: u32 }
+
+@group(0) @binding(0) var<uniform> q: Strided;
+
+// Element e = r d_cols + c of the output block; folded grid: e = x + y * (groups in x) * 64.
+@compute @workgroup_size(64)
+fn copy_strided(@builtin(global_invocation_id) gid: vec3<u32>,
+                @builtin(num_workgroups) nwg: vec3<u32>) {
+  let e = gid.x + gid.y * nwg.x * 64u;
+  if (e >= q.rows * q.d_cols) { return; }
+  let r = e / q.d_cols;
+  let c = e % q.d_cols;
+  var v = 0.0;
+  if (c < q.cols) { v = src[q.s_off + r * q.s_rs + c * q.s_cs]; }
+  dst[q.d_off + r * q.d_rs + c] = v;
 }

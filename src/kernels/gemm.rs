@@ -1,5 +1,6 @@
 //! Launcher for `matmul.wgsl`: C[z] = alpha * sum_i A[z,i] B[z,i] (+ bias) (+ C).
 
+use super::transpose::copy_strided;
 use super::{R, RW, check_extent};
 use crate::context::KernelVariant;
 use crate::encoder::Recorder;
@@ -111,6 +112,106 @@ fn vec4_layout(a: &View, b: &View, c: &View, z: usize, nsum: usize) -> Option<(b
     (batch(a) && batch(b) && c_ok).then_some((a_m, b_k))
 }
 
+/// Products at least this large (multiply-adds) have their misaligned operands re-laid for
+/// `matmul_vec4` on CPU drivers: the copies cost O(operand) against O(m n k) for the product,
+/// and the vec4 kernel is 2-4x the scalar one there (docs/PERFORMANCE.md).
+const RELAYOUT_MIN_MACS: usize = 1 << 20;
+
+/// A scratch copy of the `rows x cols` operand `v` with a row stride that is a multiple of 4,
+/// keeping its orientation (a column-contiguous view stays one), and the view to read it by.
+fn relaid<'a>(
+    rec: &mut Recorder,
+    v: &View,
+    rows: usize,
+    cols: usize,
+    scratch: &'a mut Option<Tensor>,
+) -> Result<View<'a>> {
+    // (outer, inner) extents and strides of the copy: inner is the contiguous direction.
+    let by_rows = !(v.rs == 1 && v.cs != 1);
+    let (outer, inner, o_s, i_s) = if by_rows {
+        (rows, cols, v.rs, v.cs)
+    } else {
+        (cols, rows, v.cs, v.rs)
+    };
+    let stride = inner.div_ceil(4) * 4;
+    // 16 spare elements: the vec4 kernel's 16-wide blocks may read past the last row's end.
+    let t = Tensor::empty(
+        rec.ctx(),
+        "gemm operand (vec4 layout)",
+        &[outer * stride + 16],
+        crate::DType::F32,
+    )?;
+    copy_strided(
+        rec,
+        v.t,
+        (v.off, o_s, i_s),
+        &t,
+        (0, stride),
+        outer,
+        inner,
+        stride,
+    )?;
+    let t: &'a Tensor = scratch.insert(t);
+    Ok(if by_rows {
+        View::rows(t, 0, stride)
+    } else {
+        View::rows(t, 0, stride).t()
+    })
+}
+
+/// [`gemm`] with every misaligned operand copied into a vec4-friendly layout first (z = 1,
+/// nsum = 1), C computed in such a copy and written back when it is the misaligned one.
+#[allow(clippy::too_many_arguments)]
+fn gemm_relaid(
+    rec: &mut Recorder,
+    dims: Dims,
+    a: View,
+    b: View,
+    c: View,
+    bias: Option<View>,
+    accumulate: bool,
+    alpha: f32,
+) -> Result<()> {
+    let Dims { m, n, k, .. } = dims;
+    let al = |x: usize| x % 4 == 0;
+    let aligned = |v: &View| al(v.off) && ((v.cs == 1 && al(v.rs)) || (v.rs == 1 && al(v.cs)));
+    let (mut sa, mut sb) = (None, None);
+    let a2 = if aligned(&a) {
+        a
+    } else {
+        relaid(rec, &a, m, k, &mut sa)?
+    };
+    let b2 = if aligned(&b) {
+        b
+    } else {
+        relaid(rec, &b, k, n, &mut sb)?
+    };
+    if c.cs == 1 && al(c.rs) && al(c.off) {
+        return gemm(rec, dims, a2, b2, c, bias, accumulate, alpha);
+    }
+    let stride = n.div_ceil(4) * 4;
+    let cp = Tensor::empty(
+        rec.ctx(),
+        "gemm result (vec4 layout)",
+        &[m * stride + 16],
+        crate::DType::F32,
+    )?;
+    if accumulate {
+        copy_strided(rec, c.t, (c.off, c.rs, 1), &cp, (0, stride), m, n, stride)?;
+    }
+    gemm(
+        rec,
+        dims,
+        a2,
+        b2,
+        View::rows(&cp, 0, stride),
+        bias,
+        accumulate,
+        alpha,
+    )?;
+    copy_strided(rec, &cp, (0, stride, 1), c.t, (c.off, c.rs), m, n, n)
+}
+
 /// Sizes of one GEMM call: C is `[z, m, n]`, the inner dimension `k`, `nsum` products summed.
 #[derive(Clone, Copy)]
 pub(crate) struct Dims {
@@ -163,6 +264,15 @@ pub(crate) fn gemm(
     let ctx = rec.ctx();
     let target = ctx.target_workgroups();
     let layout = vec4_layout(&a, &b, &c, z, nsum);
+    if layout.is_none()
+        && ctx.variant() == KernelVariant::Simple
+        && ctx.cpu_blocks()
+        && z == 1
+        && nsum == 1
+        && m * n * k >= RELAYOUT_MIN_MACS
+    {
+        return gemm_relaid(rec, dims, a, b, c, bias, accumulate, alpha);
+    }
     let mut constants: Vec<(&'static str, u32)> = Vec::new();
     let (spec, tile) = match ctx.variant() {
         // 128x128 tiles only where they still give a few workgroups per compute unit.
@@ -400,6 +510,82 @@ mod tests {
                         ctx.variant()
                     );
                 }
+            }
+        }
+    }
+
+    /// Operands whose strides are not multiples of 4, large enough for the CPU drivers'
+    /// re-layout into vec4 copies (`gemm_relaid`): A and B in both orientations, at an
+    /// offset, C misaligned with bias and accumulation. Every variant runs them.
+    #[test]
+    fn misaligned_operands_match_reference() {
+        for ctx in contexts() {
+            for (ci, &(m, n, k, at, bt, off)) in [
+                (67usize, 131usize, 129usize, false, false, 0usize),
+                (130, 7, 1153, true, true, 3),
+                (37, 257, 130, true, false, 1),
+                (1031, 65, 33, false, true, 0),
+            ]
+            .iter()
+            .enumerate()
+            {
+                assert!(m * n * k >= RELAYOUT_MIN_MACS);
+                let seed = 300 + ci as u64;
+                let (a, b) = (data(seed, m * k), data(seed + 1, n * k)); // [m, k], [n, k]
+                let (bias, c0) = (data(seed + 2, n), data(seed + 3, m * n));
+                let f = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
+                let lay = |v: &[f32], r: usize, c: usize, tr: bool| -> Vec<f32> {
+                    let body: Vec<f32> = if tr {
+                        transpose(&f(v), r, c).iter().map(|&x| x as f32).collect()
+                    } else {
+                        v.to_vec()
+                    };
+                    std::iter::repeat_n(0.5, off).chain(body).collect()
+                };
+                // A as [m, k] (or [k, m] read transposed); B as [k, n] (or [n, k] transposed).
+                let at_t = Tensor::from_f32(&ctx, "a", &[off + m * k], &lay(&a, m, k, at)).unwrap();
+                let bt_t =
+                    Tensor::from_f32(&ctx, "b", &[off + n * k], &lay(&b, n, k, !bt)).unwrap();
+                let biast = Tensor::from_f32(&ctx, "bias", &[n], &bias).unwrap();
+                let av = if at {
+                    View::rows(&at_t, off, m).t()
+                } else {
+                    View::rows(&at_t, off, k)
+                };
+                let bv = if bt {
+                    View::rows(&bt_t, off, k).t()
+                } else {
+                    View::rows(&bt_t, off, n)
+                };
+                let c = Tensor::from_f32(&ctx, "c", &[m * n], &c0).unwrap();
+                let mut rec = Recorder::new(&ctx);
+                let dims = Dims {
+                    m,
+                    n,
+                    k,
+                    z: 1,
+                    nsum: 1,
+                };
+                let biasv = Some(View::rows(&biast, 0, n));
+                gemm(
+                    &mut rec,
+                    dims,
+                    av,
+                    bv,
+                    View::rows(&c, 0, n),
+                    biasv,
+                    true,
+                    1.0,
+                )
+                .unwrap();
+                rec.submit().unwrap();
+                let w = want(&a, &b, Some(&bias), Some(&c0), m, n, k, 1, 1);
+                let e = rel(&c.to_vec(&ctx).unwrap(), &w);
+                assert!(
+                    e < TOL,
+                    "{:?} case {ci} (m={m} n={n} k={k} at={at} bt={bt} off={off}): relative error {e:.3e}",
+                    ctx.variant()
+                );
             }
         }
     }

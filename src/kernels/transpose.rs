@@ -1,4 +1,5 @@
-//! Launchers for `transpose.wgsl`: transposes, and half-precision packing of weights.
+//! Launchers for `transpose.wgsl`: transposes, strided copies, and half-precision packing of
+//! weights.
 
 use super::{R, RW, check_extent, grid_1d};
 use crate::encoder::Recorder;
@@ -115,4 +116,55 @@ pub(crate) fn stage_weights(
         rec.copy(src, 0, dst, dst_off, nz * rows * cols)?;
         Ok(())
     }
+}
+
+const COPY_STRIDED: KernelSpec = KernelSpec {
+    shader: Shader::Transpose,
+    entry: "copy_strided",
+    bindings: &[R, RW],
+};
+
+/// A `rows x cols` block read from `src` at `s_off + r s_rs + c s_cs`, written to `dst` at
+/// `d_off + r d_rs + c` for `c < d_cols` (zeros in columns `cols..d_cols`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn copy_strided(
+    rec: &mut Recorder,
+    src: &Tensor,
+    (s_off, s_rs, s_cs): (usize, usize, usize),
+    dst: &Tensor,
+    (d_off, d_rs): (usize, usize),
+    rows: usize,
+    cols: usize,
+    d_cols: usize,
+) -> Result<()> {
+    if rows * cols == 0 {
+        return Ok(());
+    }
+    check_extent(
+        "strided copy src",
+        src,
+        s_off + (rows - 1) * s_rs + (cols - 1) * s_cs,
+    )?;
+    check_extent(
+        "strided copy dst",
+        dst,
+        d_off + (rows - 1) * d_rs + d_cols.max(cols) - 1,
+    )?;
+    let p = [
+        rows as u32,
+        cols as u32,
+        d_cols.max(cols) as u32,
+        s_off as u32,
+        s_rs as u32,
+        s_cs as u32,
+        d_off as u32,
+        d_rs as u32,
+    ];
+    rec.dispatch(
+        COPY_STRIDED,
+        &[],
+        &p,
+        &[src, dst],
+        grid_1d(rows * d_cols.max(cols), 64),
+    )
 }

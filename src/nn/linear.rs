@@ -10,7 +10,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::store::ParamStore;
-use crate::context::Context;
+use crate::context::{Context, KernelVariant};
 use crate::encoder::Recorder;
 use crate::error::{Error, Result, check_shape};
 use crate::kernels::gemm::{Dims, View, gemm};
@@ -121,8 +121,20 @@ impl Linear {
         let m = self.rows("input", x, self.fan_in)?;
         let (i, o) = (self.fan_in, self.fan_out);
         let y = Tensor::empty(ctx, "linear output", &with_last(x.shape(), o), DType::F32)?;
-        let wt = Tensor::empty(ctx, "linear weight transposed", &[i, o], DType::F32)?;
-        transpose(rec, &self.weight, &wt, 1, o, i)?;
+        // GPUs read W^T from a transposed copy (coalesced loads); the CPU drivers' vec4 kernel
+        // reads W as stored, along k, and skips the copy.
+        let cpu = ctx.variant() == KernelVariant::Simple && ctx.cpu_blocks();
+        let wt = if cpu {
+            None
+        } else {
+            let wt = Tensor::empty(ctx, "linear weight transposed", &[i, o], DType::F32)?;
+            transpose(rec, &self.weight, &wt, 1, o, i)?;
+            Some(wt)
+        };
+        let wview = match &wt {
+            Some(wt) => View::rows(wt, 0, o),
+            None => View::rows(&self.weight, 0, i).t(),
+        };
         gemm(
             rec,
             Dims {
@@ -133,7 +145,7 @@ impl Linear {
                 nsum: 1,
             },
             View::rows(x, 0, i),
-            View::rows(&wt, 0, o),
+            wview,
             View::rows(&y, 0, o),
             self.bias.as_ref().map(|b| View::rows(b, 0, o)),
             false,

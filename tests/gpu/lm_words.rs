@@ -592,3 +592,35 @@ fn vocab_of_words_is_kept_in_the_checkpoint() {
     assert!(c.train.iter().all(|&i| i <= 2));
     assert_eq!(c.vocab, v);
 }
+
+/// `eval-lm` on committed word-level checkpoints (a GRU and a window model) equals PyTorch's
+/// score of the same files (`tests/fixtures/lm_words/torch.json`, from scripts/torch_lm.py,
+/// which tokenises with its own implementation of the rules).
+#[test]
+fn word_models_score_as_pytorch_does() {
+    if gpu().is_none() {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/lm_words");
+    let want: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("torch.json")).unwrap()).unwrap();
+    for m in ["gru", "window"] {
+        let (code, out, err) = wgrnn(&[
+            "eval-lm",
+            "--checkpoint",
+            dir.join(m).to_str().unwrap(),
+            "--data",
+            dir.join("text.txt").to_str().unwrap(),
+            "--json",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let got: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        assert_eq!(got["tokens"], want[m]["tokens"], "{m}");
+        let (g, w) = (
+            got["loss_nats"].as_f64().unwrap(),
+            want[m]["loss_nats"].as_f64().unwrap(),
+        );
+        // f32 forward on both sides, summed in f64 (torch) and over f32 chunk means (wgrnn).
+        assert!((g - w).abs() < 1e-6 * w, "{m}: wgrnn {g}, PyTorch {w}");
+    }
+}

@@ -52,14 +52,13 @@ pub struct TrainArgs {
     /// Embedding size [default: 32 (char), 64 (word)].
     #[arg(long)]
     embed: Option<usize>,
-    /// Truncated-BPTT length (window model: positions per stream and step) [default: 32
-    /// (char), 20 (word)].
-    #[arg(long)]
-    seq_len: Option<usize>,
-    /// Parallel streams (batch) [default: 32 (char), 20 (word)].
-    #[arg(long)]
-    batch: Option<usize>,
-    /// Adam's learning rate [default: 0.01 (char), 0.003 (word)].
+    /// Truncated-BPTT length (window model: positions per stream and step).
+    #[arg(long, default_value_t = LmConfig::default().seq_len)]
+    seq_len: usize,
+    /// Parallel streams (batch).
+    #[arg(long, default_value_t = LmConfig::default().batch)]
+    batch: usize,
+    /// Adam's learning rate [default: 0.01 (char), 0.005 (word)].
     #[arg(long)]
     lr: Option<f32>,
     /// Dropout between layers and before the decoder.
@@ -148,8 +147,8 @@ pub fn cmd_train(a: TrainArgs) -> Result<ExitCode, Error> {
         hidden: a.hidden,
         embed: a.embed.unwrap_or(d.embed),
         dropout: a.dropout,
-        seq_len: a.seq_len.unwrap_or(d.seq_len),
-        batch: a.batch.unwrap_or(d.batch),
+        seq_len: a.seq_len,
+        batch: a.batch,
         lr: a.lr.unwrap_or(d.lr),
         clip: a.clip,
         seed: a.seed,
