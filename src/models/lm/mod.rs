@@ -178,8 +178,11 @@ impl LmConfig {
                 if self.context == 0 {
                     return bad("context", &self.context);
                 }
-                if self.hidden == 0 || self.embed == 0 {
+                if self.hidden == 0 {
                     return bad("hidden", &self.hidden);
+                }
+                if self.embed == 0 {
+                    return bad("embed", &self.embed);
                 }
             }
             m => {
