@@ -17,7 +17,7 @@ use wgrnn::reference::loss::softmax_ce_forward;
 use wgrnn::reference::rnn::{RefInputs, RefParams, rnn_forward};
 
 /// A scratch folder of this test process.
-fn scratch(name: &str) -> PathBuf {
+pub(crate) fn scratch(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("wgrnn-lm-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
@@ -25,7 +25,7 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 /// The first `n` characters of the shipped Tiny Shakespeare.
-fn shakespeare(n: usize) -> String {
+pub(crate) fn shakespeare(n: usize) -> String {
     let t = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/data/tinyshakespeare/input.txt"
@@ -196,7 +196,13 @@ fn whole_model_gradient_matches_finite_differences() {
     }
 }
 
-fn options(data: &Path, out: &Path, config: LmConfig, steps: u64, resume: bool) -> TrainOptions {
+pub(crate) fn options(
+    data: &Path,
+    out: &Path,
+    config: LmConfig,
+    steps: u64,
+    resume: bool,
+) -> TrainOptions {
     TrainOptions {
         data: Some(data.to_path_buf()),
         out: out.to_path_buf(),

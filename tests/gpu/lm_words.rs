@@ -2,36 +2,19 @@
 //! differences, next-token probabilities against the scorer, the window model's resume and
 //! sampling, grad-flow against the CPU reference, word-level commands and their error cases.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
 use crate::common::{f64s, gpu, wgrnn};
+use crate::lm::{options, scratch, shakespeare};
 use wgrnn::models::corpus::{Corpus, Unit, Vocab};
 use wgrnn::models::lm::gradflow::{self, FreshStack};
-use wgrnn::models::lm::{
-    Body, Budget, LanguageModel, LmConfig, SampleOptions, TrainOptions, Trainer, train,
-};
+use wgrnn::models::lm::{Body, LanguageModel, LmConfig, SampleOptions, Trainer, train};
 use wgrnn::reference::embedding::embedding_forward;
 use wgrnn::reference::linear::linear_forward;
 use wgrnn::reference::loss::softmax_ce_forward;
 use wgrnn::reference::rnn::{RefInputs, RefParams, rnn_backward, rnn_forward};
 use wgrnn::{Mode, RnnConfig, RnnParams};
-
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("wgrnn-lm2-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn shakespeare(n: usize) -> String {
-    let t = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/data/tinyshakespeare/input.txt"
-    ))
-    .unwrap();
-    t.chars().take(n).collect()
-}
 
 fn window(context: usize, unit: Unit) -> LmConfig {
     LmConfig {
@@ -231,24 +214,12 @@ fn next_token_probabilities_equal_the_scored_loss() {
     }
 }
 
-fn options(data: &Path, out: &Path, config: LmConfig, steps: u64, resume: bool) -> TrainOptions {
-    TrainOptions {
-        data: Some(data.to_path_buf()),
-        out: out.to_path_buf(),
-        config,
-        budget: Budget::Steps(steps),
-        resume,
-        eval_every: Some(1000),
-        eval_prefix: 100,
-    }
-}
-
 /// A word-level window model: 3 steps then `--resume` to 6 equals 6 in one go, bit for bit;
 /// greedy sampling starts with predict-next's first choice.
 #[test]
 fn word_window_model_resumes_exactly_and_samples_its_argmax() {
     let Some(ctx) = gpu() else { return };
-    let d = scratch("resume");
+    let d = scratch("words-resume");
     let data = d.join("text.txt");
     std::fs::write(&data, shakespeare(6000)).unwrap();
     let config = LmConfig {
@@ -352,7 +323,7 @@ fn grad_flow_matches_the_reference_backward() {
         );
     }
     // The command writes the PNG and the CSV with one row per (step, model).
-    let d = scratch("flow");
+    let d = scratch("words-flow");
     let png = d.join("flow.png");
     let (code, out, err) = wgrnn(&[
         "grad-flow",
@@ -389,7 +360,7 @@ fn word_commands_and_their_errors() {
     if gpu().is_none() {
         return;
     }
-    let d = scratch("cli");
+    let d = scratch("words-cli");
     let s = |p: &Path| p.display().to_string();
     let data = d.join("text.txt");
     std::fs::write(&data, shakespeare(5000)).unwrap();
