@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::error::{Error, Result};
@@ -124,16 +125,7 @@ impl Metrics {
         val_label: &str,
         second: fn(&Row) -> Option<f64>,
     ) -> Result<()> {
-        register_font();
-        let (w, h) = (900u32, 540u32);
-        let mut buf = vec![0u8; (w * h * 3) as usize];
-        let draw_err = |e: &dyn std::fmt::Display| Error::Format {
-            path: path.display().to_string(),
-            problem: format!("drawing the curves failed: {e}"),
-        };
-        {
-            let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-            root.fill(&WHITE).map_err(|e| draw_err(&e))?;
+        draw_png(path, (900, 540), "the curves", |root| {
             let train: Vec<(f64, f64)> = self
                 .rows
                 .iter()
@@ -159,55 +151,78 @@ impl Metrics {
             } else {
                 (0.0, 1.0)
             };
-            let mut chart = ChartBuilder::on(&root)
+            let mut chart = ChartBuilder::on(root)
                 .caption(title, ("sans-serif", 22))
                 .margin(16)
                 .x_label_area_size(42)
                 .y_label_area_size(60)
                 .build_cartesian_2d(0.0..x_max, y_min..y_max)
-                .map_err(|e| draw_err(&e))?;
+                .map_err(|e| e.to_string())?;
             chart
                 .configure_mesh()
                 .x_desc("step")
                 .y_desc(unit)
                 .label_style(("sans-serif", 14))
                 .draw()
-                .map_err(|e| draw_err(&e))?;
+                .map_err(|e| e.to_string())?;
             let blue = RGBColor(31, 119, 180);
             let orange = RGBColor(255, 127, 14);
             chart
                 .draw_series(LineSeries::new(train, blue.stroke_width(2)))
-                .map_err(|e| draw_err(&e))?
+                .map_err(|e| e.to_string())?
                 .label("training loss")
                 .legend(move |(x, y)| {
                     PathElement::new([(x, y), (x + 18, y)], blue.stroke_width(2))
                 });
             chart
                 .draw_series(LineSeries::new(val.clone(), orange.stroke_width(2)))
-                .map_err(|e| draw_err(&e))?
+                .map_err(|e| e.to_string())?
                 .label(val_label)
                 .legend(move |(x, y)| {
                     PathElement::new([(x, y), (x + 18, y)], orange.stroke_width(2))
                 });
             chart
                 .draw_series(val.iter().map(|&p| Circle::new(p, 3, orange.filled())))
-                .map_err(|e| draw_err(&e))?;
+                .map_err(|e| e.to_string())?;
             chart
                 .configure_series_labels()
                 .background_style(WHITE.mix(0.85))
                 .border_style(BLACK)
                 .label_font(("sans-serif", 14))
                 .draw()
-                .map_err(|e| draw_err(&e))?;
-            root.present().map_err(|e| draw_err(&e))?;
-        }
-        let img = image_png(&buf, w, h).map_err(|e| draw_err(&e))?;
-        write_atomic(path, &img)
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        })
     }
 }
 
+/// The one way the models draw a PNG: the shipped font registered, a white `w x h` canvas that
+/// `draw` paints (its errors as text), the PNG written to `path` atomically. A failure is a
+/// format error naming the file and `what` was being drawn.
+pub(crate) fn draw_png(
+    path: &Path,
+    (w, h): (u32, u32),
+    what: &str,
+    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, Shift>) -> std::result::Result<(), String>,
+) -> Result<()> {
+    register_font();
+    let failed = |e: &dyn std::fmt::Display| Error::Format {
+        path: path.display().to_string(),
+        problem: format!("drawing {what} failed: {e}"),
+    };
+    let mut buf = vec![0u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| failed(&e))?;
+        draw(&root).map_err(|e| failed(&e))?;
+        root.present().map_err(|e| failed(&e))?;
+    }
+    let img = image_png(&buf, w, h).map_err(|e| failed(&e))?;
+    write_atomic(path, &img)
+}
+
 /// Encodes an RGB8 buffer as PNG bytes.
-pub(crate) fn image_png(rgb: &[u8], w: u32, h: u32) -> std::result::Result<Vec<u8>, String> {
+fn image_png(rgb: &[u8], w: u32, h: u32) -> std::result::Result<Vec<u8>, String> {
     use image::ImageEncoder;
     let mut out = Vec::new();
     image::codecs::png::PngEncoder::new(&mut out)

@@ -20,7 +20,7 @@ use crate::encoder::Recorder;
 use crate::error::{Error, Result};
 use crate::files::write_atomic;
 use crate::models::checkpoint;
-use crate::models::metrics::{image_png, register_font};
+use crate::models::metrics::draw_png;
 use crate::nn::{normal, record_softmax_cross_entropy};
 use crate::rnn::{ForwardInputs, Mode, Rnn, RnnConfig, Upstream};
 use crate::tensor::{DType, Tensor};
@@ -141,10 +141,7 @@ pub fn trained(ctx: &Context, dir: &Path, data: Option<&Path>, seq_len: usize) -
     rec.copy(&out.output, (seq_len - 1) * h, &last, 0, h)?;
     let logits = model.decoder.record_forward(&mut rec, &last)?;
     let ce = record_softmax_cross_entropy(&mut rec, &logits, &target, None, true)?;
-    let dlogits = ce
-        .dlogits
-        .as_ref()
-        .ok_or_else(|| Error::Device("internal: no logit gradient".into()))?;
+    let dlogits = ce.grad()?;
     let ddec = model.decoder.zero_grads(ctx)?;
     let dlast = model
         .decoder
@@ -182,13 +179,6 @@ pub fn write(png: &Path, curves: &[Curve]) -> Result<()> {
         }
     }
     write_atomic(&png.with_extension("csv"), csv.as_bytes())?;
-    register_font();
-    let (w, h) = (900u32, 540u32);
-    let mut buf = vec![0u8; (w * h * 3) as usize];
-    let draw_err = |e: &dyn std::fmt::Display| Error::Format {
-        path: png.display().to_string(),
-        problem: format!("drawing the curves failed: {e}"),
-    };
     let finite = curves
         .iter()
         .flat_map(|c| c.norms.iter().copied())
@@ -206,10 +196,8 @@ pub fn write(png: &Path, curves: &[Curve]) -> Result<()> {
         .max()
         .unwrap_or(1)
         .max(2) as f64;
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| draw_err(&e))?;
-        let mut chart = ChartBuilder::on(&root)
+    draw_png(png, (900, 540), "the curves", |root| {
+        let mut chart = ChartBuilder::on(root)
             .caption(
                 "gradient reaching each step: ||dJ_T / dx_t||",
                 ("sans-serif", 22),
@@ -218,7 +206,7 @@ pub fn write(png: &Path, curves: &[Curve]) -> Result<()> {
             .x_label_area_size(42)
             .y_label_area_size(70)
             .build_cartesian_2d(1.0..t_max, (lo..hi).log_scale())
-            .map_err(|e| draw_err(&e))?;
+            .map_err(|e| e.to_string())?;
         chart
             .configure_mesh()
             .x_desc("step t")
@@ -227,7 +215,7 @@ pub fn write(png: &Path, curves: &[Curve]) -> Result<()> {
             .y_label_formatter(&|v| format!("{v:.0e}"))
             .label_style(("sans-serif", 14))
             .draw()
-            .map_err(|e| draw_err(&e))?;
+            .map_err(|e| e.to_string())?;
         const PALETTE: [RGBColor; 8] = [
             RGBColor(31, 119, 180),
             RGBColor(255, 127, 14),
@@ -249,7 +237,7 @@ pub fn write(png: &Path, curves: &[Curve]) -> Result<()> {
                 .collect();
             chart
                 .draw_series(LineSeries::new(pts, col.stroke_width(2)))
-                .map_err(|e| draw_err(&e))?
+                .map_err(|e| e.to_string())?
                 .label(c.label.clone())
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], col.stroke_width(2)));
         }
@@ -260,9 +248,7 @@ pub fn write(png: &Path, curves: &[Curve]) -> Result<()> {
             .border_style(BLACK)
             .label_font(("sans-serif", 14))
             .draw()
-            .map_err(|e| draw_err(&e))?;
-        root.present().map_err(|e| draw_err(&e))?;
-    }
-    let img = image_png(&buf, w, h).map_err(|e| draw_err(&e))?;
-    write_atomic(png, &img)
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    })
 }

@@ -8,8 +8,7 @@ use plotters::prelude::*;
 use plotters::style::FontTransform;
 
 use crate::error::{Error, Result};
-use crate::files::write_atomic;
-use crate::models::metrics::{image_png, register_font};
+use crate::models::metrics::{draw_png, register_font};
 
 /// Side of one cell in pixels.
 pub const CELL: u32 = 26;
@@ -73,14 +72,8 @@ pub fn write(path: &Path, src: &[String], tgt: &[String], weights: &[Vec<f32>]) 
             src.len()
         )));
     }
-    register_font();
-    let (w, h) = size(src, tgt);
     let (left, top) = margins(src, tgt);
-    let mut buf = vec![0u8; (w * h * 3) as usize];
-    let draw_err = |e: &dyn std::fmt::Display| bad(format!("drawing the heat map failed: {e}"));
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| draw_err(&e))?;
+    draw_png(path, size(src, tgt), "the heat map", |root| {
         let font = ("sans-serif", FONT_PX as f64).into_font();
         let style = TextStyle::from(font.clone()).color(&BLACK);
         for (i, row) in weights.iter().enumerate() {
@@ -92,7 +85,7 @@ pub fn write(path: &Path, src: &[String], tgt: &[String], weights: &[Vec<f32>]) 
                     [(x0, y0), (x0 + CELL as i32, y0 + CELL as i32)],
                     RGBColor(g, g, g).filled(),
                 ))
-                .map_err(|e| draw_err(&e))?;
+                .map_err(|e| e.to_string())?;
             }
             // Right-aligned, vertically centred on the row.
             let t = label(&tgt[i]);
@@ -100,7 +93,7 @@ pub fn write(path: &Path, src: &[String], tgt: &[String], weights: &[Vec<f32>]) 
             let x = left as i32 - PAD as i32 - tw;
             let y = y0 + (CELL as i32 - FONT_PX as i32) / 2;
             root.draw_text(&t, &style, (x, y))
-                .map_err(|e| draw_err(&e))?;
+                .map_err(|e| e.to_string())?;
         }
         let rotated = TextStyle::from(font.transform(FontTransform::Rotate270)).color(&BLACK);
         for (j, s) in src.iter().enumerate() {
@@ -108,7 +101,7 @@ pub fn write(path: &Path, src: &[String], tgt: &[String], weights: &[Vec<f32>]) 
             let x = (left + CELL * j as u32) as i32 + (CELL as i32 - FONT_PX as i32) / 2;
             let y = top as i32 - PAD as i32;
             root.draw_text(&label(s), &rotated, (x, y))
-                .map_err(|e| draw_err(&e))?;
+                .map_err(|e| e.to_string())?;
         }
         let grid = RGBColor(200, 200, 200);
         root.draw(&Rectangle::new(
@@ -121,11 +114,9 @@ pub fn write(path: &Path, src: &[String], tgt: &[String], weights: &[Vec<f32>]) 
             ],
             grid.stroke_width(1),
         ))
-        .map_err(|e| draw_err(&e))?;
-        root.present().map_err(|e| draw_err(&e))?;
-    }
-    let img = image_png(&buf, w, h).map_err(|e| draw_err(&e))?;
-    write_atomic(path, &img)
+        .map_err(|e| e.to_string())?;
+        Ok(())
+    })
 }
 
 /// The grey level of weight `a`: 255 (white) at 0, 0 (black) at 1.
