@@ -89,27 +89,36 @@ impl<'a> View<'a> {
     }
 }
 
-/// How `matmul_vec4` can read the operands, when every offset and row stride is a multiple of
-/// 4: `(A read along m, B read along k)`; `None` when some layout does not allow vec4 loads.
+/// How `matmul_vec4` can read the operand `v` (z batches of nsum summands): `Some(false)`
+/// along its rows (unit column stride), `Some(true)` along its columns (unit row stride: a
+/// transposed view), when the offsets and the other stride are multiples of 4; else `None`.
+fn vec4_operand(v: &View, z: usize, nsum: usize) -> Option<bool> {
+    let al = |x: usize| x % 4 == 0;
+    if !(al(v.off) && (z == 1 || al(v.zs)) && (nsum == 1 || al(v.ss))) {
+        return None;
+    }
+    if v.cs == 1 && al(v.rs) {
+        Some(false)
+    } else if v.rs == 1 && al(v.cs) {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+/// Whether `matmul_vec4` can write C (unit column stride, offsets and row stride multiples of
+/// 4).
+fn vec4_result(c: &View, z: usize) -> bool {
+    let al = |x: usize| x % 4 == 0;
+    c.cs == 1 && al(c.rs) && al(c.off) && (z == 1 || al(c.zs))
+}
+
+/// How `matmul_vec4` can read the operands: `(A read along m, B read along k)`; `None` when
+/// some layout does not allow vec4 loads.
 fn vec4_layout(a: &View, b: &View, c: &View, z: usize, nsum: usize) -> Option<(bool, bool)> {
-    let al = |v: usize| v % 4 == 0;
-    let batch = |v: &View| al(v.off) && (z == 1 || al(v.zs)) && (nsum == 1 || al(v.ss));
-    let a_m = if a.cs == 1 && al(a.rs) {
-        false
-    } else if a.rs == 1 && al(a.cs) {
-        true
-    } else {
-        return None;
-    };
-    let b_k = if b.cs == 1 && al(b.rs) {
-        false
-    } else if b.rs == 1 && al(b.cs) {
-        true
-    } else {
-        return None;
-    };
-    let c_ok = c.cs == 1 && al(c.rs) && al(c.off) && (z == 1 || al(c.zs));
-    (batch(a) && batch(b) && c_ok).then_some((a_m, b_k))
+    let a_m = vec4_operand(a, z, nsum)?;
+    let b_k = vec4_operand(b, z, nsum)?;
+    vec4_result(c, z).then_some((a_m, b_k))
 }
 
 /// Products at least this large (multiply-adds) have their misaligned operands re-laid for
@@ -173,20 +182,16 @@ fn gemm_relaid(
     alpha: f32,
 ) -> Result<()> {
     let Dims { m, n, k, .. } = dims;
-    let al = |x: usize| x % 4 == 0;
-    let aligned = |v: &View| al(v.off) && ((v.cs == 1 && al(v.rs)) || (v.rs == 1 && al(v.cs)));
     let (mut sa, mut sb) = (None, None);
-    let a2 = if aligned(&a) {
-        a
-    } else {
-        relaid(rec, &a, m, k, &mut sa)?
+    let a2 = match vec4_operand(&a, 1, 1) {
+        Some(_) => a,
+        None => relaid(rec, &a, m, k, &mut sa)?,
     };
-    let b2 = if aligned(&b) {
-        b
-    } else {
-        relaid(rec, &b, k, n, &mut sb)?
+    let b2 = match vec4_operand(&b, 1, 1) {
+        Some(_) => b,
+        None => relaid(rec, &b, k, n, &mut sb)?,
     };
-    if c.cs == 1 && al(c.rs) && al(c.off) {
+    if vec4_result(&c, 1) {
         return gemm(rec, dims, a2, b2, c, bias, accumulate, alpha);
     }
     let stride = n.div_ceil(4) * 4;
@@ -585,6 +590,71 @@ mod tests {
                     e < TOL,
                     "{:?} case {ci} (m={m} n={n} k={k} at={at} bt={bt} off={off}): relative error {e:.3e}",
                     ctx.variant()
+                );
+            }
+        }
+    }
+
+    /// The strided copy behind the re-layout, against its twin: plain and transposed reads,
+    /// offsets, padding columns zeroed, elements outside the block untouched.
+    #[test]
+    fn copy_strided_matches_reference() {
+        use crate::reference::matmul::copy_strided as twin;
+        for ctx in contexts() {
+            // (rows, cols, source strides (rs, cs), source offset, dst offset, dst row stride,
+            // dst columns)
+            for (rows, cols, (s_rs, s_cs), s_off, d_off, d_rs, d_cols) in [
+                (
+                    1usize,
+                    1usize,
+                    (1usize, 1usize),
+                    0usize,
+                    0usize,
+                    4usize,
+                    4usize,
+                ),
+                (7, 5, (5, 1), 3, 1, 8, 8),
+                (5, 7, (1, 5), 0, 2, 8, 7),
+                (13, 3, (11, 2), 1, 0, 4, 4),
+            ] {
+                let n_src = s_off + (rows - 1) * s_rs + (cols - 1) * s_cs + 1;
+                let x = data(21, n_src);
+                let n_dst = d_off + rows * d_rs + 2;
+                let src = Tensor::from_f32(&ctx, "src", &[n_src], &x).unwrap();
+                let dst = Tensor::from_f32(&ctx, "dst", &[n_dst], &vec![7.5; n_dst]).unwrap();
+                let mut rec = Recorder::new(&ctx);
+                copy_strided(
+                    &mut rec,
+                    &src,
+                    (s_off, s_rs, s_cs),
+                    &dst,
+                    (d_off, d_rs),
+                    rows,
+                    cols,
+                    d_cols,
+                )
+                .unwrap();
+                rec.submit().unwrap();
+                let mut want = vec![7.5; n_dst];
+                let xs: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+                twin(
+                    &xs,
+                    (s_off, s_rs, s_cs),
+                    &mut want,
+                    (d_off, d_rs),
+                    rows,
+                    cols,
+                    d_cols,
+                );
+                let got: Vec<f64> = dst
+                    .to_vec(&ctx)
+                    .unwrap()
+                    .iter()
+                    .map(|&v| v as f64)
+                    .collect();
+                assert_eq!(
+                    got, want,
+                    "copy {rows}x{cols} strides ({s_rs}, {s_cs}) -> {d_rs}, {d_cols}"
                 );
             }
         }

@@ -1,5 +1,5 @@
-//! Reference GEMM (`C = A B^T` on row-major slices, f64 accumulation), transpose, and the f16
-//! rounding of packed weights.
+//! Reference GEMM (`C = A B^T` on row-major slices, f64 accumulation), transpose, the strided
+//! copy that re-lays GEMM operands, and the f16 rounding of packed weights.
 
 /// `a [m, k]`, `b [n, k]` -> `[m, n]` with `c[i][j] = sum_k a[i][k] b[j][k]`.
 pub fn matmul(a: &[f64], b: &[f64], m: usize, n: usize, k: usize) -> Vec<f64> {
@@ -25,6 +25,30 @@ pub fn transpose(x: &[f64], rows: usize, cols: usize) -> Vec<f64> {
         }
     }
     out
+}
+
+/// Twin of `copy_strided`: into `dst`, the `rows x cols` block of `src` read at
+/// `s_off + r s_rs + c s_cs`, written at `d_off + r d_rs + c`, and zeros in columns
+/// `cols..d_cols` of each row; every other element of `dst` is left as it is.
+#[allow(clippy::too_many_arguments)]
+pub fn copy_strided(
+    src: &[f64],
+    (s_off, s_rs, s_cs): (usize, usize, usize),
+    dst: &mut [f64],
+    (d_off, d_rs): (usize, usize),
+    rows: usize,
+    cols: usize,
+    d_cols: usize,
+) {
+    for r in 0..rows {
+        for c in 0..d_cols.max(cols) {
+            dst[d_off + r * d_rs + c] = if c < cols {
+                src[s_off + r * s_rs + c * s_cs]
+            } else {
+                0.0
+            };
+        }
+    }
 }
 
 /// `x` rounded to the nearest f16 value, ties to even (for values inside f16's range).
