@@ -559,10 +559,7 @@ impl ClassifyTrainer {
         let (logits, saved) = m.record_logits(rec, &b, Some(seed))?;
         let saved = saved.ok_or_else(|| Error::Device("internal: no saved state".into()))?;
         let ce = record_softmax_cross_entropy(rec, &logits, &tg, Some(u32::MAX), true)?;
-        let dlogits = ce
-            .dlogits
-            .as_ref()
-            .ok_or_else(|| Error::Device("internal: no logit gradient".into()))?;
+        let dlogits = ce.grad()?;
         let dd = m
             .classifier
             .record_backward(rec, &saved.pooled_in, dlogits, &self.dcls, true)?;

@@ -693,10 +693,7 @@ impl TaggerTrainer {
         let (logits, saved) = m.record_logits(rec, &bt, Some(seed))?;
         let saved = saved.ok_or_else(|| Error::Device("internal: no saved state".into()))?;
         let ce = record_softmax_cross_entropy(rec, &logits, &bt.targets, Some(IGNORE), true)?;
-        let dlogits = ce
-            .dlogits
-            .as_ref()
-            .ok_or_else(|| Error::Device("internal: no logit gradient".into()))?;
+        let dlogits = ce.grad()?;
         let dy = m
             .tagger
             .record_backward(rec, &saved.y, dlogits, &self.dtag, true)?;

@@ -41,6 +41,13 @@ impl CeOutput {
     pub fn loss(&self, ctx: &Context) -> Result<f32> {
         Ok(self.loss.read_range(ctx, 0, 1)?[0])
     }
+
+    /// The logit gradient `[..., V]` (an internal error when it was not asked for).
+    pub fn grad(&self) -> Result<&Tensor> {
+        self.dlogits
+            .as_ref()
+            .ok_or_else(|| Error::Device("internal: no logit gradient".into()))
+    }
 }
 
 /// Uploads targets of `shape` after checking each is below `vocab` or equal to `ignore_index`;

@@ -87,14 +87,6 @@ pub struct TrainArgs {
     eval_prefix: usize,
 }
 
-/// `Unit::name`'s word for messages: "char" or "word" tokens.
-fn unit_word(unit: Unit) -> &'static str {
-    match unit {
-        Unit::Char => "char",
-        Unit::Word => "word",
-    }
-}
-
 /// Ctrl-C: the first stops training after the current step (a validation and a checkpoint
 /// follow); a second ends the process at once (the atomic writes keep the last checkpoint).
 pub fn stop_flag() -> &'static AtomicBool {
@@ -108,7 +100,7 @@ pub fn stop_flag() -> &'static AtomicBool {
 }
 
 fn score_line(what: &str, s: &Score, unit: Unit) -> String {
-    let u = unit_word(unit);
+    let u = unit.name();
     format!(
         "{what}: {:.4} nats/{u} ({:.4} bits/{u}), perplexity {:.3} over {} {u}s",
         s.loss_nats,
@@ -195,67 +187,73 @@ pub fn cmd_train(a: TrainArgs) -> Result<ExitCode, Error> {
         }
     };
     let mut tokens_per_step = 0;
-    let mut u = unit_word(unit);
-    let summary = lm::train(&opts, stop_flag(), &mut |e| match e {
-        Event::Started {
-            adapter,
-            step,
-            params,
-            tokens_per_step: tps,
-            unit: run_unit,
-        } => {
-            tokens_per_step = *tps;
-            u = unit_word(*run_unit);
-            say(format!(
-                "train-lm: {adapter}; {params} parameters, {tps} {u}s per step; {}",
-                if *step > 0 {
-                    format!("resuming at step {step}")
-                } else {
-                    "from scratch".into()
-                }
-            ));
-        }
-        Event::Step {
-            step,
-            loss,
-            tokens_per_s,
-            elapsed,
-        } => {
-            let (pos, eta) = match budget {
-                Budget::Steps(n) => {
-                    let left = n.saturating_sub(*step) as f64;
-                    (
-                        *step,
-                        left * tokens_per_step as f64 / tokens_per_s.max(1e-9),
-                    )
-                }
-                Budget::Minutes(m) => (*elapsed as u64, (m * 60.0 - elapsed).max(0.0)),
-            };
-            pb.set_position(pos);
-            let msg = format!(
-                "step {step} loss {loss:.4} {tokens_per_s:.0} {u}s/s ETA {}",
-                hms(eta)
-            );
-            if pb.is_hidden() && step % 50 == 0 {
-                eprintln!("{msg}");
+    // On --resume the checkpoint's unit holds, whatever --unit says: the messages follow it.
+    let mut run_unit_seen = unit;
+    let summary = lm::train(&opts, stop_flag(), &mut |e| {
+        let u = run_unit_seen.name();
+        match e {
+            Event::Started {
+                adapter,
+                step,
+                params,
+                tokens_per_step: tps,
+                unit: run_unit,
+            } => {
+                tokens_per_step = *tps;
+                run_unit_seen = *run_unit;
+                let u = run_unit.name();
+                say(format!(
+                    "train-lm: {adapter}; {params} parameters, {tps} {u}s per step; {}",
+                    if *step > 0 {
+                        format!("resuming at step {step}")
+                    } else {
+                        "from scratch".into()
+                    }
+                ));
             }
-            pb.set_message(msg);
+            Event::Step {
+                step,
+                loss,
+                tokens_per_s,
+                elapsed,
+            } => {
+                let (pos, eta) = match budget {
+                    Budget::Steps(n) => {
+                        let left = n.saturating_sub(*step) as f64;
+                        (
+                            *step,
+                            left * tokens_per_step as f64 / tokens_per_s.max(1e-9),
+                        )
+                    }
+                    Budget::Minutes(m) => (*elapsed as u64, (m * 60.0 - elapsed).max(0.0)),
+                };
+                pb.set_position(pos);
+                let msg = format!(
+                    "step {step} loss {loss:.4} {tokens_per_s:.0} {u}s/s ETA {}",
+                    hms(eta)
+                );
+                if pb.is_hidden() && step % 50 == 0 {
+                    eprintln!("{msg}");
+                }
+                pb.set_message(msg);
+            }
+            Event::Validated {
+                step,
+                loss,
+                whole,
+                best,
+            } => say(format!(
+                "step {step}: validation loss {loss:.4} nats/{u} on {}{}",
+                if *whole {
+                    "the whole split".to_string()
+                } else {
+                    format!("the first {} {u}s", opts.eval_prefix)
+                },
+                if *best { " (a new best/)" } else { "" }
+            )),
         }
-        Event::Validated {
-            step,
-            loss,
-            whole,
-            best,
-        } => say(format!(
-            "step {step}: validation loss {loss:.4} nats/{u} on {}{}",
-            if *whole {
-                "the whole split".to_string()
-            } else {
-                format!("the first {} {u}s", opts.eval_prefix)
-            },
-            if *best { " (a new best/)" } else { "" }
-        )),
     });
+    let u = run_unit_seen.name();
     pb.finish_and_clear();
     let s = summary?;
     println!(
@@ -268,7 +266,10 @@ pub fn cmd_train(a: TrainArgs) -> Result<ExitCode, Error> {
         },
         s.tokens_per_s
     );
-    println!("{}", score_line("validation", &s.final_score, unit));
+    println!(
+        "{}",
+        score_line("validation", &s.final_score, run_unit_seen)
+    );
     println!(
         "checkpoints: {}/last, {}/best (best validation {:.4} on the first {} {u}s)",
         opts.out.display(),

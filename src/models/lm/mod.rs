@@ -312,25 +312,6 @@ impl LanguageModel {
         }
     }
 
-    /// Parameters of the model.
-    pub fn params(&self) -> usize {
-        let body = match &self.body {
-            Body::Rnn(r) => {
-                let c = r.config();
-                c.param_names()
-                    .iter()
-                    .filter_map(|n| c.param_shape(n))
-                    .map(|s| s.iter().product::<usize>())
-                    .sum()
-            }
-            Body::Window(l) => l.fan_in() * l.fan_out() + l.fan_out(),
-        };
-        self.embedding.vocab() * self.embedding.dim()
-            + body
-            + self.decoder.fan_in() * self.decoder.fan_out()
-            + self.decoder.fan_out()
-    }
-
     /// V
     pub fn vocab(&self) -> usize {
         self.embedding.vocab()
@@ -386,36 +367,15 @@ impl LanguageModel {
             return self.evaluate_window(ctx, hidden, &ids[..n]);
         }
         let stream = self.embedding.ids(ctx, &[n], &ids[..n])?;
-        let chunks: Vec<(usize, usize)> = (0..n - 1)
-            .step_by(EVAL_CHUNK)
-            .map(|s| (s, EVAL_CHUNK.min(n - 1 - s)))
-            .collect();
-        let sums = Tensor::empty(ctx, "chunk losses", &[chunks.len()], DType::F32)?;
         let mut state: Option<State> = None;
-        for group in chunks.chunks(EVAL_CHUNKS_PER_SUBMIT) {
-            let mut rec = Recorder::new(ctx);
-            for &(s, len) in group {
-                let x = Tensor::empty(ctx, "eval ids", &[len, 1], DType::U32)?;
-                let y = Tensor::empty(ctx, "eval targets", &[len, 1], DType::U32)?;
-                rec.copy(&stream, s, &x, 0, len)?;
-                rec.copy(&stream, s + 1, &y, 0, len)?;
-                let (logits, _, next, _) =
-                    self.record_forward(&mut rec, &x, state.as_ref(), None)?;
-                let ce = record_softmax_cross_entropy(&mut rec, &logits, &y, None, false)?;
-                rec.copy(&ce.loss, 0, &sums, s / EVAL_CHUNK, 1)?;
-                state = Some(next);
-            }
-            rec.submit()?;
-        }
-        let means = sums.to_vec(ctx)?;
-        let total: f64 = chunks
-            .iter()
-            .zip(&means)
-            .map(|(&(_, len), &m)| m as f64 * len as f64)
-            .sum();
-        Ok(Score {
-            loss_nats: total / (n - 1) as f64,
-            tokens: n - 1,
+        score_in_chunks(ctx, n - 1, |rec, s, len| {
+            let x = Tensor::empty(ctx, "eval ids", &[len, 1], DType::U32)?;
+            let y = Tensor::empty(ctx, "eval targets", &[len, 1], DType::U32)?;
+            rec.copy(&stream, s, &x, 0, len)?;
+            rec.copy(&stream, s + 1, &y, 0, len)?;
+            let (logits, _, next, _) = self.record_forward(rec, &x, state.as_ref(), None)?;
+            state = Some(next);
+            record_softmax_cross_entropy(rec, &logits, &y, None, false)
         })
     }
 
@@ -435,7 +395,7 @@ impl LanguageModel {
             length,
             temperature,
             top_k,
-            seed,
+            ..
         } = *opts;
         if !(temperature.is_finite() && temperature >= 0.0) {
             return Err(Error::config(format!(
@@ -487,17 +447,7 @@ impl LanguageModel {
                 let (logits, _, next, _) =
                     self.record_forward(&mut rec, &ids, state.as_ref(), None)?;
                 let row = logits.reshape(&[1, self.vocab()])?;
-                if temperature == 0.0 {
-                    record_argmax_into(&mut rec, &row, &generated, i)?;
-                } else {
-                    let s = Sampling {
-                        temperature,
-                        top_k,
-                        seed,
-                        step: i as u32,
-                    };
-                    record_sample_into(&mut rec, &row, &s, &generated, i)?;
-                }
+                opts.record_choice(&mut rec, &row, i, &generated, i)?;
                 state = Some(next);
             }
             rec.submit()?;
@@ -623,6 +573,39 @@ pub fn validation_ids(info: &LmCheckpoint, data: &Path) -> Result<Vec<u32>> {
     Ok(corpus.valid)
 }
 
+/// The score of `total` predicted tokens recorded chunk by chunk: `chunk(rec, start, len)`
+/// records the cross-entropy of tokens `start .. start + len` (256 to a chunk, 8 chunks to a
+/// submission); one float per chunk is read back, and the mean is their length-weighted sum.
+fn score_in_chunks(
+    ctx: &Context,
+    total: usize,
+    mut chunk: impl FnMut(&mut Recorder, usize, usize) -> Result<CeOutput>,
+) -> Result<Score> {
+    let chunks: Vec<(usize, usize)> = (0..total)
+        .step_by(EVAL_CHUNK)
+        .map(|s| (s, EVAL_CHUNK.min(total - s)))
+        .collect();
+    let sums = Tensor::empty(ctx, "chunk losses", &[chunks.len()], DType::F32)?;
+    for group in chunks.chunks(EVAL_CHUNKS_PER_SUBMIT) {
+        let mut rec = Recorder::new(ctx);
+        for &(s, len) in group {
+            let ce = chunk(&mut rec, s, len)?;
+            rec.copy(&ce.loss, 0, &sums, s / EVAL_CHUNK, 1)?;
+        }
+        rec.submit()?;
+    }
+    let means = sums.to_vec(ctx)?;
+    let sum: f64 = chunks
+        .iter()
+        .zip(&means)
+        .map(|(&(_, len), &m)| m as f64 * len as f64)
+        .sum();
+    Ok(Score {
+        loss_nats: sum / total as f64,
+        tokens: total,
+    })
+}
+
 /// A linear layer's bias (every layer of these models has one).
 fn bias(l: &Linear) -> Result<&Tensor> {
     l.bias
@@ -641,6 +624,30 @@ pub struct SampleOptions {
     pub top_k: usize,
     /// Seed of the sampler.
     pub seed: u32,
+}
+
+impl SampleOptions {
+    /// Records the choice of generated token `step` from `logits [1, V]` into `ids[at]`:
+    /// arg-max at temperature 0, else a draw keyed by `(seed, step)`.
+    fn record_choice(
+        &self,
+        rec: &mut Recorder,
+        logits: &Tensor,
+        step: usize,
+        ids: &Tensor,
+        at: usize,
+    ) -> Result<()> {
+        if self.temperature == 0.0 {
+            return record_argmax_into(rec, logits, ids, at);
+        }
+        let s = Sampling {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            seed: self.seed,
+            step: step as u32,
+        };
+        record_sample_into(rec, logits, &s, ids, at)
+    }
 }
 
 /// A carried recurrent state `[L, B, H]` (and the LSTM's cell state).
@@ -694,16 +701,20 @@ impl LmCheckpoint {
     }
 }
 
+/// The gradient slots of a [`Body`], and the window trainer's device contexts.
+enum BodyGrads {
+    Rnn(Vec<LayerParams>),
+    Window(LinearGrads, window::WindowData),
+}
+
 /// Training: the model with its gradients, optimiser, the device copy of the training streams
 /// and the carried state.
 pub struct Trainer {
     /// The model being trained.
     pub model: LanguageModel,
     demb: Tensor,
-    drnn: Vec<LayerParams>,
-    dhidden: Option<LinearGrads>,
+    dbody: BodyGrads,
     ddec: LinearGrads,
-    window: Option<window::WindowData>,
     store: ParamStore,
     opt: Optimizer,
     streams: Tensor,
@@ -740,17 +751,17 @@ impl Trainer {
         let ddec = model.decoder.zero_grads(ctx)?;
         let mut store = ParamStore::new();
         model.embedding.register(&mut store, "embedding", &demb)?;
-        let (drnn, dhidden, window) = match &model.body {
+        let dbody = match &model.body {
             Body::Rnn(rnn) => {
                 let drnn = rnn.zero_grads(ctx)?;
                 store.add_rnn("rnn", rnn, &drnn)?;
-                (drnn, None, None)
+                BodyGrads::Rnn(drnn)
             }
             Body::Window(hidden) => {
                 let dh = hidden.zero_grads(ctx)?;
                 hidden.register(&mut store, "hidden", &dh)?;
                 let data = window::WindowData::new(ctx, &model, train, per, c.batch)?;
-                (Vec::new(), Some(dh), Some(data))
+                BodyGrads::Window(dh, data)
             }
         };
         model.decoder.register(&mut store, "decoder", &ddec)?;
@@ -759,10 +770,8 @@ impl Trainer {
             steps_per_epoch: ((per - 1) / c.seq_len) as u64,
             model,
             demb,
-            drnn,
-            dhidden,
+            dbody,
             ddec,
-            window,
             store,
             opt,
             streams,
@@ -800,70 +809,71 @@ impl Trainer {
         let seed = c.mask_seed(self.step);
         let m = &self.model;
         self.store.record_zero_grads(rec)?;
-        if let (Body::Window(hidden), Some(data), Some(dhidden)) =
-            (&m.body, &self.window, &self.dhidden)
-        {
-            let n = c.context;
-            let rows = t * b;
-            let x = Tensor::empty(ctx, "window contexts", &[rows, n], DType::U32)?;
-            let y = Tensor::empty(ctx, "window targets", &[rows], DType::U32)?;
-            rec.copy(&data.contexts, p * b * n, &x, 0, rows * n)?;
-            rec.copy(&data.targets, p * b, &y, 0, rows)?;
-            let (logits, saved) = m.record_window(rec, hidden, &x, Some(seed))?;
-            let ce = record_softmax_cross_entropy(rec, &logits, &y, Some(window::IGNORE), true)?;
-            let dlogits = ce
-                .dlogits
-                .as_ref()
-                .ok_or_else(|| Error::Device("internal: no logit gradient".into()))?;
-            m.record_window_backward(
-                rec,
-                hidden,
-                &x,
-                &saved,
-                dlogits,
-                seed,
-                (&self.demb, dhidden, &self.ddec),
-            )?;
-            if update {
-                if c.clip > 0.0 {
-                    self.store.record_clip_grad_norm(rec, c.clip)?;
-                }
-                self.opt.record_step(rec, &self.store)?;
-            }
-            return Ok((ce, None)); // the window model carries no state
+        // The body's forward over the step's rows: logits, the decoder's input, the targets,
+        // and what the body's backward needs.
+        enum Saved {
+            Window(Tensor, window::WindowSaved),
+            Rnn(Tensor, crate::ForwardState),
         }
-        let x = Tensor::empty(ctx, "input ids", &[t, b], DType::U32)?;
-        let y = Tensor::empty(ctx, "target ids", &[t, b], DType::U32)?;
-        rec.copy(&self.streams, p * b, &x, 0, t * b)?;
-        rec.copy(&self.streams, (p + 1) * b, &y, 0, t * b)?;
-        let (logits, yd, next, saved) =
-            m.record_forward(rec, &x, self.carried.as_ref(), Some(seed))?;
-        let (saved, _) = saved.ok_or_else(|| Error::Device("internal: no saved state".into()))?;
-        let ce = record_softmax_cross_entropy(rec, &logits, &y, None, true)?;
-        let dlogits = ce
-            .dlogits
-            .as_ref()
-            .ok_or_else(|| Error::Device("internal: no logit gradient".into()))?;
+        let (logits, yd, y, ignore, saved, next) = match (&m.body, &self.dbody) {
+            (Body::Window(hidden), BodyGrads::Window(_, data)) => {
+                let n = c.context;
+                let rows = t * b;
+                let x = Tensor::empty(ctx, "window contexts", &[rows, n], DType::U32)?;
+                let y = Tensor::empty(ctx, "window targets", &[rows], DType::U32)?;
+                rec.copy(&data.contexts, p * b * n, &x, 0, rows * n)?;
+                rec.copy(&data.targets, p * b, &y, 0, rows)?;
+                let (logits, sv) = m.record_window(rec, hidden, &x, Some(seed))?;
+                let yd = sv.hd.clone();
+                // The window model carries no state.
+                (
+                    logits,
+                    yd,
+                    y,
+                    Some(window::IGNORE),
+                    Saved::Window(x, sv),
+                    None,
+                )
+            }
+            _ => {
+                let x = Tensor::empty(ctx, "input ids", &[t, b], DType::U32)?;
+                let y = Tensor::empty(ctx, "target ids", &[t, b], DType::U32)?;
+                rec.copy(&self.streams, p * b, &x, 0, t * b)?;
+                rec.copy(&self.streams, (p + 1) * b, &y, 0, t * b)?;
+                let (logits, yd, next, saved) =
+                    m.record_forward(rec, &x, self.carried.as_ref(), Some(seed))?;
+                let (saved, _) =
+                    saved.ok_or_else(|| Error::Device("internal: no saved state".into()))?;
+                (logits, yd, y, None, Saved::Rnn(x, saved), Some(next))
+            }
+        };
+        let ce = record_softmax_cross_entropy(rec, &logits, &y, ignore, true)?;
         let dyd = m
             .decoder
-            .record_backward(rec, &yd, dlogits, &self.ddec, true)?;
+            .record_backward(rec, &yd, ce.grad()?, &self.ddec, true)?;
         let dy = m.dropout.record_backward(rec, &dyd, seed)?;
-        let up = Upstream {
-            output: Some(&dy),
-            ..Default::default()
-        };
-        let g = m
-            .rnn()?
-            .record_backward(rec, &saved, &up, Some(&self.drnn))?;
-        m.embedding
-            .record_backward(rec, &x, &g.input, &self.demb, true)?;
+        match (&saved, &m.body, &self.dbody) {
+            (Saved::Window(x, sv), Body::Window(hidden), BodyGrads::Window(dhidden, _)) => {
+                m.record_window_backward(rec, hidden, x, sv, &dy, (&self.demb, dhidden))?;
+            }
+            (Saved::Rnn(x, sv), Body::Rnn(rnn), BodyGrads::Rnn(drnn)) => {
+                let up = Upstream {
+                    output: Some(&dy),
+                    ..Default::default()
+                };
+                let g = rnn.record_backward(rec, sv, &up, Some(drnn))?;
+                m.embedding
+                    .record_backward(rec, x, &g.input, &self.demb, true)?;
+            }
+            _ => return Err(Error::Device("internal: trainer and model disagree".into())),
+        }
         if update {
             if c.clip > 0.0 {
                 self.store.record_clip_grad_norm(rec, c.clip)?;
             }
             self.opt.record_step(rec, &self.store)?;
         }
-        Ok((ce, Some(next)))
+        Ok((ce, next))
     }
 
     /// One training step, recorded into one submission; returns its mean loss (the only value
@@ -1300,7 +1310,7 @@ pub fn train(
     on_event(&Event::Started {
         adapter: ctx.adapter_name().to_string(),
         step: trainer.step,
-        params: trainer.model.params(),
+        params: trainer.store.params().iter().map(|p| p.len()).sum(),
         tokens_per_step: trainer.tokens_per_step(),
         unit: trainer.model.config.unit,
     });

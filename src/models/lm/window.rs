@@ -3,16 +3,12 @@
 //! `ids [M, N]` is `[M, N, E]`, which read as `[M, N E]` is exactly the concatenation the
 //! hidden layer takes, so no copy is needed.
 
-use super::{
-    EVAL_CHUNK, EVAL_CHUNKS_PER_SUBMIT, LanguageModel, SAMPLE_CHUNK, SampleOptions, Score,
-};
+use super::{LanguageModel, SAMPLE_CHUNK, SampleOptions, Score, score_in_chunks};
 use crate::context::Context;
 use crate::encoder::Recorder;
 use crate::error::{Error, Result};
 use crate::nn::{Linear, LinearGrads, record_softmax_cross_entropy};
-use crate::ops::{
-    Sampling, record_argmax_into, record_sample_into, record_tanh, record_tanh_backward,
-};
+use crate::ops::{record_tanh, record_tanh_backward};
 use crate::tensor::{DType, Tensor};
 
 /// What the window backward needs from the forward.
@@ -22,7 +18,7 @@ pub(super) struct WindowSaved {
     /// `[M, H]`: tanh's output.
     h: Tensor,
     /// `[M, H]`: the decoder's input (after dropout).
-    hd: Tensor,
+    pub hd: Tensor,
 }
 
 impl LanguageModel {
@@ -62,27 +58,21 @@ impl LanguageModel {
         Ok((logits, WindowSaved { x, h, hd }))
     }
 
-    /// Records the backward from `dlogits [M, V]` into the gradient slots (accumulating), down
-    /// to the embedding table.
-    #[allow(clippy::too_many_arguments)]
+    /// Records the backward below the output dropout, from `dh [M, H]` (the gradient of the
+    /// tanh layer's output) into the gradient slots (accumulating), down to the embedding
+    /// table.
     pub(super) fn record_window_backward(
         &self,
         rec: &mut Recorder,
         hidden: &Linear,
         ids: &Tensor,
         saved: &WindowSaved,
-        dlogits: &Tensor,
-        seed: u32,
-        grads: (&Tensor, &LinearGrads, &LinearGrads),
+        dh: &Tensor,
+        (demb, dhidden): (&Tensor, &LinearGrads),
     ) -> Result<()> {
-        let (demb, dhidden, ddec) = grads;
-        let dhd = self
-            .decoder
-            .record_backward(rec, &saved.hd, dlogits, ddec, true)?;
-        let dh = self.dropout.record_backward(rec, &dhd, seed)?;
         let dpre = Tensor::empty(rec.ctx(), "grad tanh input", saved.h.shape(), DType::F32)?;
         rec.clear(&dpre, 0, dpre.numel())?;
-        record_tanh_backward(rec, &dh, &saved.h, &dpre)?;
+        record_tanh_backward(rec, dh, &saved.h, &dpre)?;
         let dx = hidden.record_backward(rec, &saved.x, &dpre, dhidden, true)?;
         let dx = dx.reshape(&[ids.shape()[0], ids.shape()[1], self.embedding.dim()])?;
         self.embedding.record_backward(rec, ids, &dx, demb, true)
@@ -112,33 +102,13 @@ impl LanguageModel {
         }
         let contexts = self.embedding.ids(ctx, &[total, n], &rows)?;
         let all_targets = self.embedding.ids(ctx, &[total], &targets)?;
-        let chunks: Vec<(usize, usize)> = (0..total)
-            .step_by(EVAL_CHUNK)
-            .map(|s| (s, EVAL_CHUNK.min(total - s)))
-            .collect();
-        let sums = Tensor::empty(ctx, "chunk losses", &[chunks.len()], DType::F32)?;
-        for group in chunks.chunks(EVAL_CHUNKS_PER_SUBMIT) {
-            let mut rec = Recorder::new(ctx);
-            for &(s, len) in group {
-                let x = Tensor::empty(ctx, "eval contexts", &[len, n], DType::U32)?;
-                let y = Tensor::empty(ctx, "eval targets", &[len], DType::U32)?;
-                rec.copy(&contexts, s * n, &x, 0, len * n)?;
-                rec.copy(&all_targets, s, &y, 0, len)?;
-                let (logits, _) = self.record_window(&mut rec, hidden, &x, None)?;
-                let ce = record_softmax_cross_entropy(&mut rec, &logits, &y, None, false)?;
-                rec.copy(&ce.loss, 0, &sums, s / EVAL_CHUNK, 1)?;
-            }
-            rec.submit()?;
-        }
-        let means = sums.to_vec(ctx)?;
-        let sum: f64 = chunks
-            .iter()
-            .zip(&means)
-            .map(|(&(_, len), &m)| m as f64 * len as f64)
-            .sum();
-        Ok(Score {
-            loss_nats: sum / total as f64,
-            tokens: total,
+        score_in_chunks(ctx, total, |rec, s, len| {
+            let x = Tensor::empty(ctx, "eval contexts", &[len, n], DType::U32)?;
+            let y = Tensor::empty(ctx, "eval targets", &[len], DType::U32)?;
+            rec.copy(&contexts, s * n, &x, 0, len * n)?;
+            rec.copy(&all_targets, s, &y, 0, len)?;
+            let (logits, _) = self.record_window(rec, hidden, &x, None)?;
+            record_softmax_cross_entropy(rec, &logits, &y, None, false)
         })
     }
 
@@ -172,17 +142,7 @@ impl LanguageModel {
                 let ids = Tensor::empty(ctx, "window context", &[1, n], DType::U32)?;
                 rec.copy(&buffer, i, &ids, 0, n)?;
                 let (logits, _) = self.record_window(&mut rec, hidden, &ids, None)?;
-                if opts.temperature == 0.0 {
-                    record_argmax_into(&mut rec, &logits, &buffer, n + i)?;
-                } else {
-                    let s = Sampling {
-                        temperature: opts.temperature,
-                        top_k: opts.top_k,
-                        seed: opts.seed,
-                        step: i as u32,
-                    };
-                    record_sample_into(&mut rec, &logits, &s, &buffer, n + i)?;
-                }
+                opts.record_choice(&mut rec, &logits, i, &buffer, n + i)?;
             }
             rec.submit()?;
             let ids = buffer.to_vec_u32(ctx)?;

@@ -782,11 +782,7 @@ impl Seq2Seq {
         let seed = seed.unwrap_or(0);
         let (s, t) = bt.dims;
         let (b, h) = (bt.src_lengths.len(), self.config.hidden);
-        let internal = |w: &str| Error::Device(format!("internal: no {w}"));
-        let dlogits = ce
-            .dlogits
-            .as_ref()
-            .ok_or_else(|| internal("logit gradient"))?;
+        let dlogits = ce.grad()?;
         let dhd = self
             .output
             .record_backward(rec, &sv.hd, dlogits, &g.output, true)?;
