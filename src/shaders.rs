@@ -21,6 +21,7 @@ const SOFTMAX: &str = include_str!("../shaders/softmax.wgsl");
 const POOL: &str = include_str!("../shaders/pool.wgsl");
 const DECODE: &str = include_str!("../shaders/decode.wgsl");
 const BEAM: &str = include_str!("../shaders/beam.wgsl");
+const WORDVEC: &str = include_str!("../shaders/wordvec.wgsl");
 
 /// A WGSL module: one kernel family (or the recurrent drivers with one cell).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -57,11 +58,13 @@ pub enum Shader {
     Decode,
     /// `beam.wgsl`
     Beam,
+    /// `wordvec.wgsl`
+    Wordvec,
 }
 
 impl Shader {
     /// Every module, for validation tests.
-    pub const ALL: [Shader; 16] = [
+    pub const ALL: [Shader; 17] = [
         Shader::Matmul,
         Shader::MatmulCpu,
         Shader::Lstm,
@@ -78,6 +81,7 @@ impl Shader {
         Shader::Pool,
         Shader::Decode,
         Shader::Beam,
+        Shader::Wordvec,
     ];
 
     /// The module's full WGSL source.
@@ -99,6 +103,7 @@ impl Shader {
             Shader::Pool => POOL.to_string(),
             Shader::Decode => DECODE.to_string(),
             Shader::Beam => BEAM.to_string(),
+            Shader::Wordvec => WORDVEC.to_string(),
         }
     }
 }
@@ -142,6 +147,7 @@ fn create(ctx: &Context, shader: Shader) -> wgpu::ShaderModule {
                 Shader::Pool => "pool.wgsl",
                 Shader::Decode => "decode.wgsl",
                 Shader::Beam => "beam.wgsl",
+                Shader::Wordvec => "wordvec.wgsl",
             }),
             source: wgpu::ShaderSource::Wgsl(src.into()),
         })

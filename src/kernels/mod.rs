@@ -15,6 +15,7 @@ pub(crate) mod reduce;
 pub(crate) mod softmax;
 pub(crate) mod step;
 pub(crate) mod transpose;
+pub(crate) mod wordvec;
 
 use crate::error::{Error, Result};
 use crate::pipeline::Access;

@@ -8,6 +8,7 @@
 //! | [`Dropout`] | inverted, training only | same mask |
 //! | [`softmax_cross_entropy`] | mean loss `[1]` over non-ignored rows | `dlogits [..., V]`, same pass |
 //! | [`log_softmax`] | `[..., V]` log-probabilities | |
+//! | [`SkipGram`] | `centers [N]`, `contexts [N, K+1]` -> negative-sampling loss `[1]` | `dinput`, `doutput` `[V, D]` (deterministic) |
 //! | [`Attention`] | `s [B, T, H]` over `enc [B, S, D]` -> contexts `[B, T, H]` (dot, multiplicative, low-rank, additive; masked by source length) | `ds`, `denc`, every weight |
 //!
 //! Training utilities: [`ParamStore`] (every parameter named, with its gradient; safetensors
@@ -24,6 +25,7 @@ mod embedding;
 mod linear;
 mod loss;
 mod optim;
+mod skipgram;
 mod store;
 
 pub use attention::{Attention, AttentionGrads, AttentionSaved, Memory, MemoryGrads, Score};
@@ -37,5 +39,6 @@ pub use loss::{
     targets,
 };
 pub use optim::{AdamConfig, OptimConfig, Optimizer, SgdConfig};
+pub use skipgram::{SgnsBatch, SkipGram, SkipGramGrads};
 pub(crate) use store::match_names;
 pub use store::{NamedParam, ParamStore, Slot};

@@ -21,6 +21,8 @@
 //! | [`record_gather_rows`] | `x [N, C]` rows by device indices `[M]` -> `[M, C]` | yes (input) | [`record_gather_rows_backward`] (deterministic scatter-add into a whole tensor) |
 //! | [`record_argmax`], [`record_topk`] | last axis, ties to the lowest index | yes | none (discrete) |
 //! | [`BeamSearch`] | one beam-search step: `log p [B*K, V]` -> the 2K best continuations per sentence, finished and alive beams, state rows to gather (fairseq's rules) | no | none (discrete) |
+//! | [`record_row_mean`] | `[..., k]` -> `[...]`, the mean of each row | none |
+//! | [`record_csls`] | `2 sim [M, C] - rs [M] - rt [C]` (CSLS retrieval) | none |
 //! | [`record_sample`] | softmax(x / temperature), optional top-k, counter-based RNG (seed, step, row) | yes | none (discrete) |
 //!
 //! **Views.** A [`View`] is a window of a device tensor seen as rows of its last axis: a range
@@ -41,6 +43,7 @@ mod decode;
 mod elementwise;
 mod matmul;
 mod pool;
+mod retrieval;
 mod softmax;
 
 pub use beam::{BeamSearch, DEAD, Finished, MAX_BEAM};
@@ -58,6 +61,7 @@ pub use pool::{
     PoolKind, record_gather_rows, record_gather_rows_backward, record_last_step,
     record_pool_backward, record_pool_max, record_pool_mean,
 };
+pub use retrieval::{CslsMask, record_csls, record_row_mean};
 pub use softmax::{
     record_log_softmax_backward, record_masked_softmax, record_masked_softmax_backward,
 };

@@ -23,6 +23,7 @@
 //! | decode.wgsl                       | [`ops::argmax`], [`ops::topk_row`], [`ops::sample_row`] with [`ops::uniform01`] |
 //! | beam.wgsl `beam_step`             | [`beam::RefBeam`] (a whole search)         |
 //! | optim.wgsl                        | [`optim::sgd_update`], [`optim::adam_update`] |
+//! | wordvec.wgsl                      | [`wordvec::sgns_forward`], [`wordvec::sgns_center_grad`], [`wordvec::sgns_context_grad`], [`wordvec::sgns_objective`], [`wordvec::csls_scores`], [`wordvec::row_mean`] |
 //! | `nn::Attention` (composed)        | [`attention::AttentionRef`]                |
 
 //!
@@ -44,3 +45,4 @@ pub mod ops;
 pub mod optim;
 pub mod reduce;
 pub mod rnn;
+pub mod wordvec;
