@@ -74,8 +74,9 @@ impl Schedule {
     }
 }
 
-/// A stack of recurrent layers with its parameters on the device.
-#[derive(Debug)]
+/// A stack of recurrent layers with its parameters on the device. A clone shares the device
+/// tensors (two models can share one encoder).
+#[derive(Clone, Debug)]
 pub struct Rnn {
     cfg: RnnConfig,
     layers: Vec<LayerParams>,

@@ -32,6 +32,7 @@ fn tiny(mode: &str, attention: &str) -> Seq2SeqConfig {
         dropout: 0.0,
         seed: 7,
         input_feeding: false,
+        frozen_src_embedding: false,
     }
 }
 

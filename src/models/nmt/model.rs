@@ -61,6 +61,9 @@ pub struct Seq2SeqConfig {
     /// step by step.
     #[serde(default)]
     pub input_feeding: bool,
+    /// The source embedding is fixed (pre-trained vectors): no gradient, not registered.
+    #[serde(default)]
+    pub frozen_src_embedding: bool,
 }
 
 impl Seq2SeqConfig {
@@ -200,6 +203,14 @@ struct HeadSaved {
     hid: Tensor,
 }
 
+/// `name.weight` and `name.bias` of `l`.
+fn push_linear(v: &mut Vec<(String, Tensor)>, name: &str, l: &Linear) {
+    v.push((format!("{name}.weight"), l.weight.clone()));
+    if let Some(b) = &l.bias {
+        v.push((format!("{name}.bias"), b.clone()));
+    }
+}
+
 /// `idx[b * n + i] = i * batch + b`: batch-major rows of a time-major `[n, batch, ...]`.
 fn batch_major_rows(n: usize, batch: usize) -> Vec<u32> {
     (0..batch)
@@ -269,59 +280,86 @@ impl Seq2Seq {
     /// `src_embedding.weight`, `encoder.*` (nn.LSTM's names), `bridge_h.*`, `bridge_c.*`,
     /// `tgt_embedding.weight`, `decoder.*`, `attention.*`, `combine.*`, `output.*`.
     pub fn register(&self, store: &mut ParamStore, g: &Seq2SeqGrads) -> Result<()> {
-        self.src_embedding
-            .register(store, "src_embedding", &g.src_embedding)?;
+        self.register_encoder(store, g)?;
+        self.register_decoder(store, "", g)
+    }
+
+    /// Registers the encoder side: `src_embedding.weight` (unless it is frozen),
+    /// `encoder.*`, `bridge_h.*`, `bridge_c.*`.
+    pub fn register_encoder(&self, store: &mut ParamStore, g: &Seq2SeqGrads) -> Result<()> {
+        if !self.config.frozen_src_embedding {
+            self.src_embedding
+                .register(store, "src_embedding", &g.src_embedding)?;
+        }
         store.add_rnn("encoder", &self.encoder, &g.encoder)?;
         self.bridge_h.register(store, "bridge_h", &g.bridge_h)?;
         if let (Some(l), Some(lg)) = (&self.bridge_c, &g.bridge_c) {
             l.register(store, "bridge_c", lg)?;
         }
+        Ok(())
+    }
+
+    /// Registers the decoder side under `prefix`: `{prefix}tgt_embedding.weight`,
+    /// `{prefix}decoder.*`, `{prefix}attention.*`, `{prefix}combine.*`, `{prefix}output.*`.
+    pub fn register_decoder(
+        &self,
+        store: &mut ParamStore,
+        prefix: &str,
+        g: &Seq2SeqGrads,
+    ) -> Result<()> {
+        let p = |n: &str| format!("{prefix}{n}");
         self.tgt_embedding
-            .register(store, "tgt_embedding", &g.tgt_embedding)?;
-        store.add_rnn("decoder", &self.decoder, &g.decoder)?;
+            .register(store, &p("tgt_embedding"), &g.tgt_embedding)?;
+        store.add_rnn(&p("decoder"), &self.decoder, &g.decoder)?;
         if let (Some(a), Some(ag)) = (&self.attention, &g.attention) {
-            a.register(store, "attention", ag)?;
+            a.register(store, &p("attention"), ag)?;
         }
-        self.combine.register(store, "combine", &g.combine)?;
-        self.output.register(store, "output", &g.output)
+        self.combine.register(store, &p("combine"), &g.combine)?;
+        self.output.register(store, &p("output"), &g.output)
     }
 
     /// Every tensor outside the two RNN stacks under its checkpoint name
-    /// (`model.safetensors`).
+    /// (`model.safetensors`): [`Self::named_encoder`], then [`Self::named_decoder`].
     pub fn named(&self) -> Vec<(String, Tensor)> {
+        let mut v = self.named_encoder();
+        v.extend(self.named_decoder(""));
+        v
+    }
+
+    /// `src_embedding.weight`, `bridge_h.*`, `bridge_c.*`.
+    pub fn named_encoder(&self) -> Vec<(String, Tensor)> {
         let mut v = vec![(
             "src_embedding.weight".to_string(),
             self.src_embedding.weight.clone(),
         )];
-        let mut lin = |name: &str, l: &Linear| {
-            v.push((format!("{name}.weight"), l.weight.clone()));
-            if let Some(b) = &l.bias {
-                v.push((format!("{name}.bias"), b.clone()));
-            }
-        };
-        lin("bridge_h", &self.bridge_h);
+        push_linear(&mut v, "bridge_h", &self.bridge_h);
         if let Some(l) = &self.bridge_c {
-            lin("bridge_c", l);
+            push_linear(&mut v, "bridge_c", l);
         }
+        v
+    }
+
+    /// `{prefix}attention.*`, `{prefix}combine.*`, `{prefix}output.*`,
+    /// `{prefix}tgt_embedding.weight`.
+    pub fn named_decoder(&self, prefix: &str) -> Vec<(String, Tensor)> {
+        let mut v = Vec::new();
+        let p = |n: &str| format!("{prefix}{n}");
         if let Some(a) = &self.attention {
-            lin("attention.key", &a.key);
-            lin("attention.value", &a.value);
+            push_linear(&mut v, &p("attention.key"), &a.key);
+            push_linear(&mut v, &p("attention.value"), &a.value);
             for (n, l) in [
                 ("attention.query", &a.query),
                 ("attention.key_proj", &a.key_proj),
                 ("attention.energy", &a.energy),
             ] {
                 if let Some(l) = l {
-                    lin(n, l);
+                    push_linear(&mut v, &p(n), l);
                 }
             }
         }
-        lin("combine", &self.combine);
-        lin("output", &self.output);
-        v.push((
-            "tgt_embedding.weight".to_string(),
-            self.tgt_embedding.weight.clone(),
-        ));
+        push_linear(&mut v, &p("combine"), &self.combine);
+        push_linear(&mut v, &p("output"), &self.output);
+        v.push((p("tgt_embedding.weight"), self.tgt_embedding.weight.clone()));
         v
     }
 
@@ -855,8 +893,10 @@ impl Seq2Seq {
             },
             Some(&g.encoder),
         )?;
-        self.src_embedding
-            .record_backward(rec, &bt.src, &ge.input, &g.src_embedding, true)?;
+        if !self.config.frozen_src_embedding {
+            self.src_embedding
+                .record_backward(rec, &bt.src, &ge.input, &g.src_embedding, true)?;
+        }
         Ok(ce)
     }
 

@@ -56,6 +56,7 @@ impl Default for NmtConfig {
                 dropout: 0.2,
                 seed: 1,
                 input_feeding: false,
+                frozen_src_embedding: false,
             },
             min_count: 3,
             batch: 64,
@@ -151,13 +152,26 @@ pub fn translate_lines(
         .iter()
         .map(|l| text::encode(src_vocab, &text::tokenize(l)))
         .collect();
-    let mut order: Vec<usize> = (0..lines.len()).filter(|&i| !ids[i].is_empty()).collect();
+    translate_ids(ctx, model, src_vocab.tokens(), tgt_vocab, &ids, dec)
+}
+
+/// [`translate_lines`] of sources already encoded (`src_tokens` names the model's source
+/// ids); an empty source gives an empty translation.
+pub fn translate_ids(
+    ctx: &Context,
+    model: &Seq2Seq,
+    src_tokens: &[String],
+    tgt_vocab: &Vocab,
+    ids: &[Vec<u32>],
+    dec: &Decoding,
+) -> Result<Vec<Translation>> {
+    let mut order: Vec<usize> = (0..ids.len()).filter(|&i| !ids[i].is_empty()).collect();
     order.sort_by_key(|&i| (ids[i].len(), i));
-    let mut out = vec![Translation::default(); lines.len()];
-    let names = |v: &Vocab, ids: &[u32], eos: bool| -> Vec<String> {
+    let mut out = vec![Translation::default(); ids.len()];
+    let names = |v: &[String], ids: &[u32], eos: bool| -> Vec<String> {
         let mut t: Vec<String> = ids
             .iter()
-            .map(|&i| v.tokens().get(i as usize).cloned().unwrap_or_default())
+            .map(|&i| v.get(i as usize).cloned().unwrap_or_default())
             .collect();
         if eos {
             t.push(text::EOS.to_string());
@@ -190,8 +204,8 @@ pub fn translate_lines(
         for (&i, h) in chunk.iter().zip(hyps) {
             out[i] = Translation {
                 text: text::decode(tgt_vocab, &h.ids),
-                source: names(src_vocab, &ids[i], true),
-                target: names(tgt_vocab, &h.ids, h.ended),
+                source: names(src_tokens, &ids[i], true),
+                target: names(tgt_vocab.tokens(), &h.ids, h.ended),
                 attention: h.attention,
             };
         }
