@@ -25,3 +25,4 @@ pub mod metrics;
 pub mod ngram;
 pub mod nmt;
 pub mod tagger;
+pub mod unmt;

@@ -22,5 +22,6 @@ mod review;
 mod steps;
 mod tagger;
 mod train;
+mod unmt;
 mod variants;
 mod vocab;

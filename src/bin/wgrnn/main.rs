@@ -21,6 +21,7 @@ mod lm;
 mod nmt;
 mod progress;
 mod tagger;
+mod unmt;
 
 use std::process::ExitCode;
 
@@ -204,6 +205,21 @@ enum Cmd {
     Translate(nmt::TranslateArgs),
     /// Corpus BLEU of a hypothesis file against a reference file (sacreBLEU's defaults).
     Bleu(nmt::BleuArgs),
+    /// Write the unsupervised protocol's halves of a parallel folder: the first half of the
+    /// training lines in --src, the second in --tgt.
+    SplitMonolingual(unmt::SplitArgs),
+    /// Train skip-gram word vectors (negative sampling) on the GPU; a safetensors file.
+    TrainEmbeddings(unmt::EmbedArgs),
+    /// The nearest words of a word by cosine similarity.
+    Neighbours(unmt::NeighboursArgs),
+    /// Map two languages' vectors into one space without a dictionary (Procrustes from
+    /// identical strings, self-learning with CSLS).
+    MapEmbeddings(unmt::MapArgs),
+    /// Word-by-word translation of stdin by CSLS nearest neighbours in the mapped space.
+    WordByWord(unmt::WordArgs),
+    /// Train unsupervised translation (shared encoder, a decoder per language, denoising and
+    /// back-translation) on monolingual halves; checkpoints, metrics.csv, curves.png.
+    TrainUnmt(unmt::TrainArgs),
     /// Run a forward pass on the GPU; print throughput and agreement with the CPU reference.
     Forward {
         #[command(flatten)]
@@ -263,6 +279,12 @@ fn main() -> ExitCode {
         Cmd::TrainNmt(a) => nmt::cmd_train(a),
         Cmd::Translate(a) => nmt::cmd_translate(a),
         Cmd::Bleu(a) => nmt::cmd_bleu(a),
+        Cmd::SplitMonolingual(a) => unmt::cmd_split(a),
+        Cmd::TrainEmbeddings(a) => unmt::cmd_embed(a),
+        Cmd::Neighbours(a) => unmt::cmd_neighbours(a),
+        Cmd::MapEmbeddings(a) => unmt::cmd_map(a),
+        Cmd::WordByWord(a) => unmt::cmd_word_by_word(a),
+        Cmd::TrainUnmt(a) => unmt::cmd_train(a),
         Cmd::Forward {
             shape,
             reps,

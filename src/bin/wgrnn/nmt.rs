@@ -9,7 +9,7 @@ use clap::Args;
 use wgrnn::models::nmt::heatmap;
 use wgrnn::models::nmt::model::Seq2SeqConfig;
 use wgrnn::models::nmt::train::{self, Decoding, NmtConfig, TrainOptions, Translator};
-use wgrnn::models::{bleu, corpus};
+use wgrnn::models::{bleu, checkpoint, corpus};
 use wgrnn::{Context, Error};
 
 use crate::lm::stop_flag;
@@ -122,6 +122,7 @@ pub fn cmd_train(a: TrainArgs) -> Result<ExitCode, Error> {
             dropout: a.dropout,
             seed: a.seed,
             input_feeding: a.input_feeding,
+            frozen_src_embedding: false,
         },
         min_count: a.min_count,
         batch: a.batch,
@@ -165,6 +166,36 @@ pub struct TranslateArgs {
     /// Write an attention heat map per input line: DIR/000001.png for line 1, ...
     #[arg(long, value_name = "DIR")]
     attention_png: Option<PathBuf>,
+    /// SRC-TGT (e.g. de-en): required for a `train-unmt` model, checked for a `train-nmt` one.
+    #[arg(long)]
+    direction: Option<String>,
+}
+
+/// What `translate` loaded.
+enum Loaded {
+    Nmt(Translator),
+    /// The model and the direction's language indices.
+    Unmt(wgrnn::models::unmt::model::Unmt, usize, usize),
+}
+
+/// The lines of stdin (UTF-8; `\r\n` accepted), none for empty input.
+pub fn read_stdin_lines() -> Result<Vec<String>, Error> {
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::Io {
+            path: "stdin".into(),
+            source: e,
+        })?;
+    let text = corpus::decode("stdin", bytes)?;
+    let body = text.strip_suffix('\n').unwrap_or(&text);
+    Ok(if text.is_empty() {
+        Vec::new()
+    } else {
+        body.split('\n')
+            .map(|l| l.trim_end_matches('\r').to_string())
+            .collect()
+    })
 }
 
 /// `wgrnn translate`: raw sentences on stdin, one translation per line on stdout, in order
@@ -185,34 +216,65 @@ pub fn cmd_translate(a: TranslateArgs) -> Result<ExitCode, Error> {
         )));
     }
     let ctx = Context::new()?;
-    let (t, _) = Translator::load(&ctx, &a.checkpoint)?;
-    if a.attention_png.is_some() && t.model.attention.is_none() {
+    let dir = checkpoint::resolve(&a.checkpoint)?;
+    let kind = checkpoint::read_json(&dir.join("config.json"))?
+        .get("kind")
+        .and_then(|k| k.as_str().map(String::from));
+    let model = if kind.as_deref() == Some("unmt") {
+        let Some(d) = &a.direction else {
+            return Err(Error::config(
+                "--direction SRC-TGT is required: this is an unsupervised model of two languages",
+            ));
+        };
+        let (m, _) = wgrnn::models::unmt::train::load(&ctx, &dir)?;
+        let (from, to) = d.split_once('-').ok_or_else(|| {
+            Error::config(format!("--direction {d}: expected SRC-TGT, e.g. de-en"))
+        })?;
+        let (from, to) = (m.lang(from)?, m.lang(to)?);
+        if from == to {
+            return Err(Error::config(format!(
+                "--direction {d}: the languages must differ"
+            )));
+        }
+        Loaded::Unmt(m, from, to)
+    } else {
+        let (t, conf) = Translator::load(&ctx, &dir)?;
+        if let Some(d) = &a.direction {
+            let src = conf
+                .pointer("/data/src")
+                .and_then(|v| v.as_str())
+                .unwrap_or("");
+            let tgt = conf
+                .pointer("/data/tgt")
+                .and_then(|v| v.as_str())
+                .unwrap_or("");
+            if *d != format!("{src}-{tgt}") {
+                return Err(Error::config(format!(
+                    "--direction {d}: this model translates {src}-{tgt} only"
+                )));
+            }
+        }
+        Loaded::Nmt(t)
+    };
+    let has_attention = match &model {
+        Loaded::Nmt(t) => t.model.attention.is_some(),
+        Loaded::Unmt(m, _, to) => m.decoders[*to].attention.is_some(),
+    };
+    if a.attention_png.is_some() && !has_attention {
         return Err(Error::config(
             "--attention-png: this model has no attention (trained with --attention none)",
         ));
     }
-    let mut bytes = Vec::new();
-    std::io::stdin()
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::Io {
-            path: "stdin".into(),
-            source: e,
-        })?;
-    let text = corpus::decode("stdin", bytes)?;
-    let body = text.strip_suffix('\n').unwrap_or(&text);
-    let lines: Vec<String> = if text.is_empty() {
-        Vec::new()
-    } else {
-        body.split('\n')
-            .map(|l| l.trim_end_matches('\r').to_string())
-            .collect()
-    };
+    let lines = read_stdin_lines()?;
     let dec = Decoding {
         beam: a.beam,
         length_penalty: a.length_penalty,
         attention: a.attention_png.is_some(),
     };
-    let out = t.translate(&ctx, &lines, &dec)?;
+    let out = match &model {
+        Loaded::Nmt(t) => t.translate(&ctx, &lines, &dec)?,
+        Loaded::Unmt(m, from, to) => m.translate(&ctx, *from, *to, &lines, &dec)?,
+    };
     if let Some(dir) = &a.attention_png {
         std::fs::create_dir_all(dir).map_err(|e| Error::Io {
             path: dir.display().to_string(),
