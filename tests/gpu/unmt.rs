@@ -253,10 +253,10 @@ fn mapping_recovers_the_permutation_and_the_pipeline_learns_to_translate() {
     let ia = m.src.index();
     let ib = m.tgt.index();
     let (mut hit, mut n) = (0, 0);
-    for w in SHARED..WORDS {
+    for (w, pw) in p.iter().enumerate().skip(SHARED) {
         let (Some(&i), Some(&j)) = (
             ia.get(format!("w{w}").as_str()),
-            ib.get(format!("x{}", p[w]).as_str()),
+            ib.get(format!("x{pw}").as_str()),
         ) else {
             continue;
         };

@@ -173,9 +173,9 @@ pub struct TranslateArgs {
 
 /// What `translate` loaded.
 enum Loaded {
-    Nmt(Translator),
+    Nmt(Box<Translator>),
     /// The model and the direction's language indices.
-    Unmt(wgrnn::models::unmt::model::Unmt, usize, usize),
+    Unmt(Box<wgrnn::models::unmt::model::Unmt>, usize, usize),
 }
 
 /// The lines of stdin (UTF-8; `\r\n` accepted), none for empty input.
@@ -236,7 +236,7 @@ pub fn cmd_translate(a: TranslateArgs) -> Result<ExitCode, Error> {
                 "--direction {d}: the languages must differ"
             )));
         }
-        Loaded::Unmt(m, from, to)
+        Loaded::Unmt(Box::new(m), from, to)
     } else {
         let (t, conf) = Translator::load(&ctx, &dir)?;
         if let Some(d) = &a.direction {
@@ -254,7 +254,7 @@ pub fn cmd_translate(a: TranslateArgs) -> Result<ExitCode, Error> {
                 )));
             }
         }
-        Loaded::Nmt(t)
+        Loaded::Nmt(Box::new(t))
     };
     let has_attention = match &model {
         Loaded::Nmt(t) => t.model.attention.is_some(),

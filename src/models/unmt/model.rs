@@ -235,8 +235,8 @@ impl Unmt {
     /// Registers the encoder side once, then each decoder side under `{lang}.`.
     pub fn register(&self, store: &mut ParamStore, g: &[Seq2SeqGrads; 2]) -> Result<()> {
         self.decoders[0].register_encoder(store, &g[0])?;
-        for l in 0..2 {
-            self.decoders[l].register_decoder(store, &format!("{}.", self.langs[l]), &g[l])?;
+        for ((d, lang), g) in self.decoders.iter().zip(&self.langs).zip(g) {
+            d.register_decoder(store, &format!("{lang}."), g)?;
         }
         Ok(())
     }
@@ -411,8 +411,8 @@ impl UnmtTrainer {
         let mut rec = Recorder::new(ctx);
         self.store.record_zero_grads(&mut rec)?;
         let mut ces = Vec::new();
-        for l in 0..2 {
-            let noisy: Vec<Vec<u32>> = batches[l]
+        for (l, batch) in batches.iter().enumerate() {
+            let noisy: Vec<Vec<u32>> = batch
                 .iter()
                 .enumerate()
                 .map(|(i, s)| {
@@ -422,7 +422,7 @@ impl UnmtTrainer {
                 .collect();
             let pairs: Vec<(&[u32], &[u32])> = noisy
                 .iter()
-                .zip(batches[l])
+                .zip(batch.iter())
                 .map(|(x, y)| (x.as_slice(), y.as_slice()))
                 .collect();
             let bt = m.decoders[l].batch(ctx, &pairs)?;

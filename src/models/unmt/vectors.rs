@@ -81,7 +81,7 @@ impl SkipGramConfig {
                 "--dim, --window, --negatives and --batch must be at least 1",
             ));
         }
-        if !(self.lr > 0.0 && self.lr.is_finite()) || !(self.subsample >= 0.0) {
+        if !(self.lr > 0.0 && self.lr.is_finite() && self.subsample >= 0.0) {
             return Err(Error::config("--lr must be > 0 and --subsample >= 0"));
         }
         Ok(())
