@@ -20,6 +20,7 @@ mod engine;
 mod lm;
 mod nmt;
 mod progress;
+mod stdio;
 mod tagger;
 mod unmt;
 

@@ -1,7 +1,7 @@
 //! Translation commands (issue 18): `train-nmt`, `translate`, `bleu`. The work is
 //! `wgrnn::models::nmt` and `wgrnn::models::bleu`.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -9,7 +9,7 @@ use clap::Args;
 use wgrnn::models::nmt::heatmap;
 use wgrnn::models::nmt::model::Seq2SeqConfig;
 use wgrnn::models::nmt::train::{self, Decoding, NmtConfig, TrainOptions, Translator};
-use wgrnn::models::{bleu, checkpoint, corpus};
+use wgrnn::models::{bleu, checkpoint};
 use wgrnn::{Context, Error};
 
 use crate::lm::stop_flag;
@@ -178,26 +178,6 @@ enum Loaded {
     Unmt(Box<wgrnn::models::unmt::model::Unmt>, usize, usize),
 }
 
-/// The lines of stdin (UTF-8; `\r\n` accepted), none for empty input.
-pub fn read_stdin_lines() -> Result<Vec<String>, Error> {
-    let mut bytes = Vec::new();
-    std::io::stdin()
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::Io {
-            path: "stdin".into(),
-            source: e,
-        })?;
-    let text = corpus::decode("stdin", bytes)?;
-    let body = text.strip_suffix('\n').unwrap_or(&text);
-    Ok(if text.is_empty() {
-        Vec::new()
-    } else {
-        body.split('\n')
-            .map(|l| l.trim_end_matches('\r').to_string())
-            .collect()
-    })
-}
-
 /// `wgrnn translate`: raw sentences on stdin, one translation per line on stdout, in order
 /// (an empty line for an empty line); greedy or beam search batched on the GPU; with
 /// `--attention-png`, a heat map per non-empty line.
@@ -265,7 +245,7 @@ pub fn cmd_translate(a: TranslateArgs) -> Result<ExitCode, Error> {
             "--attention-png: this model has no attention (trained with --attention none)",
         ));
     }
-    let lines = read_stdin_lines()?;
+    let lines = crate::stdio::read_stdin_lines()?;
     let dec = Decoding {
         beam: a.beam,
         length_penalty: a.length_penalty,

@@ -1,13 +1,13 @@
 //! The tagging commands: `train-tagger`, `tag` and `eval-tagger` (issue 17). The work is
 //! `wgrnn::models::tagger`.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use wgrnn::models::conllu;
 use wgrnn::models::tagger::{self, Tagger, TaggerConfig, TrainOptions};
-use wgrnn::models::{conllu, corpus};
 use wgrnn::{Context, Error};
 
 use crate::lm::stop_flag;
@@ -127,14 +127,7 @@ pub struct TagArgs {
 
 /// `wgrnn tag < in.conllu > out.conllu`: column 4 filled on word lines, every other byte kept.
 pub fn cmd_tag(a: TagArgs) -> Result<ExitCode, Error> {
-    let mut bytes = Vec::new();
-    std::io::stdin()
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::Io {
-            path: "stdin".into(),
-            source: e,
-        })?;
-    let doc = conllu::parse("stdin", corpus::decode("stdin", bytes)?)?;
+    let doc = conllu::parse("stdin", crate::stdio::read_stdin_text()?)?;
     let ctx = Context::new()?;
     let (model, _) = Tagger::load(&ctx, &a.checkpoint)?;
     let out = tagger::tag_document(&ctx, &model, &doc)?;

@@ -17,8 +17,8 @@ use wgrnn::models::unmt::vectors::{self, Progress, SkipGramConfig, WordVectors};
 use wgrnn::{Context, Error};
 
 use crate::lm::stop_flag;
-use crate::nmt::read_stdin_lines;
 use crate::progress::{self, EpochUi, Score};
+use crate::stdio::read_stdin_lines;
 
 fn io_err(path: &std::path::Path) -> impl Fn(std::io::Error) -> Error + '_ {
     move |e| Error::Io {
