@@ -436,26 +436,12 @@ impl Mapped {
                 .ok_or_else(|| bad(format!("no tensor `{name}`")))
         };
         let (s, t, m) = (get("src")?, get("tgt")?, get("map")?);
-        let side = |lang: &str, vocab: &str, counts: &str, v: HostTensor| -> Result<WordVectors> {
-            let words: Vec<String> = parse_meta(&meta, vocab).map_err(bad)?;
-            let counts: Vec<u64> = parse_meta(&meta, counts).map_err(bad)?;
-            if v.shape.len() != 2 || v.shape[0] != words.len() || counts.len() != words.len() {
-                return Err(bad(format!(
-                    "{vocab}: {} words for vectors {:?}",
-                    words.len(),
-                    v.shape
-                )));
-            }
-            Ok(WordVectors {
-                lang: meta.get(lang).cloned().unwrap_or_default(),
-                words,
-                counts,
-                dim: v.shape[1],
-                data: v.data,
-            })
+        let side = |lang: &str, keys: (&str, &str), v: HostTensor| -> Result<WordVectors> {
+            let lang = meta.get(lang).cloned().unwrap_or_default();
+            WordVectors::from_parts(lang, &meta, keys, v).map_err(bad)
         };
-        let src = side("src_lang", "src_vocab", "src_counts", s)?;
-        let tgt = side("tgt_lang", "tgt_vocab", "tgt_counts", t)?;
+        let src = side("src_lang", ("src_vocab", "src_counts"), s)?;
+        let tgt = side("tgt_lang", ("tgt_vocab", "tgt_counts"), t)?;
         let src_to_tgt: Vec<u32> = parse_meta(&meta, "src_to_tgt").map_err(bad)?;
         let tgt_to_src: Vec<u32> = parse_meta(&meta, "tgt_to_src").map_err(bad)?;
         let ok = src.dim == tgt.dim

@@ -410,50 +410,43 @@ impl UnmtTrainer {
         let seed = (c.model.seed as u32) ^ (self.step as u32).wrapping_mul(0x9e37_79b9);
         let mut rec = Recorder::new(ctx);
         self.store.record_zero_grads(&mut rec)?;
+        // (language, back-translated?, encoder ids of each source): denoising first, then
+        // language l's sentences from their translations into the other language.
+        let mut terms: Vec<(usize, bool, Vec<Vec<u32>>)> = (0..2)
+            .map(|l| {
+                let noisy = batches[l]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| {
+                        let mut rng = noise_rng(c.model.seed, self.step, 2 * i + l);
+                        m.joint(l, &c.noise.apply(s, &mut rng))
+                    })
+                    .collect();
+                (l, false, noisy)
+            })
+            .collect();
+        if let Some(back) = &back {
+            for (l, ys) in back.iter().enumerate() {
+                terms.push((l, true, ys.iter().map(|y| m.joint(1 - l, y)).collect()));
+            }
+        }
         let mut ces = Vec::new();
-        for (l, batch) in batches.iter().enumerate() {
-            let noisy: Vec<Vec<u32>> = batch
+        for (l, is_back, srcs) in &terms {
+            // An empty back-translation has no source: its pair is left out.
+            let pairs: Vec<(&[u32], &[u32])> = srcs
                 .iter()
-                .enumerate()
-                .map(|(i, s)| {
-                    let mut rng = noise_rng(c.model.seed, self.step, 2 * i + l);
-                    m.joint(l, &c.noise.apply(s, &mut rng))
-                })
-                .collect();
-            let pairs: Vec<(&[u32], &[u32])> = noisy
-                .iter()
-                .zip(batch.iter())
+                .zip(batches[*l])
+                .filter(|(x, _)| !x.is_empty())
                 .map(|(x, y)| (x.as_slice(), y.as_slice()))
                 .collect();
-            let bt = m.decoders[l].batch(ctx, &pairs)?;
-            let s = seed ^ (l as u32 + 1).wrapping_mul(0x85eb_ca6b);
-            ces.push((
-                false,
-                l,
-                m.decoders[l].record_loss(&mut rec, &bt, Some(s), Some(&self.grads[l]))?,
-            ));
-        }
-        if let Some(back) = &back {
-            for l in 0..2 {
-                // Language l's sentences from their translations into the other language.
-                let srcs: Vec<Vec<u32>> = back[l].iter().map(|y| m.joint(1 - l, y)).collect();
-                let pairs: Vec<(&[u32], &[u32])> = srcs
-                    .iter()
-                    .zip(batches[l])
-                    .filter(|(x, _)| !x.is_empty())
-                    .map(|(x, y)| (x.as_slice(), y.as_slice()))
-                    .collect();
-                if pairs.is_empty() {
-                    continue;
-                }
-                let bt = m.decoders[l].batch(ctx, &pairs)?;
-                let s = seed ^ (l as u32 + 3).wrapping_mul(0x85eb_ca6b);
-                ces.push((
-                    true,
-                    l,
-                    m.decoders[l].record_loss(&mut rec, &bt, Some(s), Some(&self.grads[l]))?,
-                ));
+            if pairs.is_empty() {
+                continue;
             }
+            let bt = m.decoders[*l].batch(ctx, &pairs)?;
+            let stream = *l as u32 + if *is_back { 3 } else { 1 };
+            let s = seed ^ stream.wrapping_mul(0x85eb_ca6b);
+            let ce = m.decoders[*l].record_loss(&mut rec, &bt, Some(s), Some(&self.grads[*l]))?;
+            ces.push((*is_back, *l, ce));
         }
         if c.clip > 0.0 {
             self.store.record_clip_grad_norm(&mut rec, c.clip)?;
@@ -471,28 +464,5 @@ impl UnmtTrainer {
             }
         }
         Ok(out)
-    }
-
-    /// Teacher-forced mean loss of `pairs` (language `from`'s ids, language `to`'s ids) with
-    /// `decoders[to]`, no dropout or gradients.
-    pub fn loss(
-        &self,
-        ctx: &Context,
-        from: usize,
-        to: usize,
-        pairs: &[(&[u32], &[u32])],
-    ) -> Result<f32> {
-        let m = &self.model;
-        let joint: Vec<Vec<u32>> = pairs.iter().map(|(x, _)| m.joint(from, x)).collect();
-        let p: Vec<(&[u32], &[u32])> = joint
-            .iter()
-            .zip(pairs)
-            .map(|(x, (_, y))| (x.as_slice(), *y))
-            .collect();
-        let bt = m.decoders[to].batch(ctx, &p)?;
-        let mut rec = Recorder::new(ctx);
-        let ce = m.decoders[to].record_loss(&mut rec, &bt, None, None)?;
-        rec.submit()?;
-        ce.loss(ctx)
     }
 }

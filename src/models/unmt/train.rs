@@ -75,6 +75,8 @@ pub struct UnmtRun {
     data: Value,
     val_bleu: Cell<[f64; 2]>,
     tokens: u64,
+    /// Each language's batches of the epoch in progress (computed once an epoch).
+    order: [Option<(u64, Vec<Vec<usize>>)>; 2],
 }
 
 impl UnmtRun {
@@ -108,8 +110,13 @@ impl epochs::EpochTrainer for UnmtRun {
             self.epoch += 1;
             self.batch_in_epoch = 0;
         }
+        for l in 0..2 {
+            if self.order[l].as_ref().map(|o| o.0) != Some(self.epoch) {
+                self.order[l] = Some((self.epoch, self.batches(l, self.epoch)));
+            }
+        }
         let pick = |l: usize| -> Vec<Vec<u32>> {
-            let b = self.batches(l, self.epoch);
+            let b = self.order[l].as_ref().map(|o| &o.1).expect("set above");
             b[self.batch_in_epoch % b.len()]
                 .iter()
                 .map(|&i| self.mono[l][i].clone())
@@ -268,6 +275,7 @@ pub fn train(
         data,
         val_bleu: Cell::new([f64::NAN; 2]),
         tokens: 0,
+        order: [None, None],
     };
     if let (Some(dir), Some(c)) = (&start.from, &conf) {
         (run.tr.step, run.epoch, run.batch_in_epoch) = run.tr.restore(ctx, dir, c)?;

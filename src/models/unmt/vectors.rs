@@ -182,23 +182,35 @@ impl WordVectors {
                     .into(),
             ));
         }
-        let words: Vec<String> = parse_meta(&meta, "vocab").map_err(bad)?;
-        let counts: Vec<u64> = parse_meta(&meta, "counts").map_err(bad)?;
         let t = tensors
             .into_iter()
             .find(|(n, _)| n == "vectors")
             .map(|(_, t)| t)
             .ok_or_else(|| bad("no tensor `vectors`".into()))?;
+        let lang = meta.get("lang").cloned().unwrap_or_default();
+        WordVectors::from_parts(lang, &meta, ("vocab", "counts"), t).map_err(bad)
+    }
+
+    /// Vectors `t [V, D]` with the vocabulary and counts of the metadata entries `keys`;
+    /// the error says what disagrees.
+    pub(crate) fn from_parts(
+        lang: String,
+        meta: &HashMap<String, String>,
+        (vocab, counts): (&str, &str),
+        t: HostTensor,
+    ) -> std::result::Result<WordVectors, String> {
+        let words: Vec<String> = parse_meta(meta, vocab)?;
+        let counts: Vec<u64> = parse_meta(meta, counts)?;
         if t.shape.len() != 2 || t.shape[0] != words.len() || counts.len() != words.len() {
-            return Err(bad(format!(
-                "vectors {:?} do not match the {} vocabulary words and {} counts",
+            return Err(format!(
+                "{vocab}: vectors {:?} do not match the {} vocabulary words and {} counts",
                 t.shape,
                 words.len(),
                 counts.len()
-            )));
+            ));
         }
         Ok(WordVectors {
-            lang: meta.get("lang").cloned().unwrap_or_default(),
+            lang,
             words,
             counts,
             dim: t.shape[1],
