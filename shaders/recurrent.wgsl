@@ -13,6 +13,7 @@
 //!                  batch x hidden), a storage barrier between wavefront steps
 //!   *_tiled        GPU versions: the products as tile GEMMs through workgroup memory
 //!   *_gemv         GPU versions for B <= 4: lanes of a workgroup split each unit's products
+//!   step_cell_split  the cell of a step whose recurrent product a split-K GEMM computed
 //!
 //! Each invocation owns one hidden unit j for four batch elements (b0..b0+3): it reads each
 //! recurrent weight once per four batch rows, and neighbouring invocations own neighbouring
@@ -108,6 +109,31 @@ fn step_forward(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var g = 0u; g < G; g++) { hg[g] = acc[g][q]; }
     finish_forward(d, t, s, b, j, hg);
   }
+}
+
+// Split step (tiled variant, `Context::step_split` > 1): the recurrent product of step s was
+// recorded as p.layers split-K partial sums [splits, D, B, G*H] (dense, f32 bits) into binding
+// 0 by the GEMM; this sums them in split order (deterministic) and applies the cell: one
+// invocation per unit j and row b = gid.y of direction d = gid.z.
+@compute @workgroup_size(64)
+fn step_cell_split(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let j = gid.x;
+  let b = gid.y;
+  let d = gid.z;
+  let H = p.hidden;
+  let B = p.batch;
+  if (j >= H || b >= B || d >= p.dirs) { return; }
+  let GH = G * H;
+  let s = p.iter;
+  var hg: array<f32, 4>;
+  for (var g = 0u; g < G; g++) {
+    var v = 0.0;
+    for (var q = 0u; q < p.layers; q++) {
+      v += bitcast<f32>(wts[((q * p.dirs + d) * B + b) * GH + g * H + j]);
+    }
+    hg[g] = v;
+  }
+  finish_forward(d, time_of(d, s), s, b, j, hg);
 }
 
 // Recurrent weights of the forward kernels, element i of binding 0: f32 bits, or with WF16 f16
@@ -628,6 +654,7 @@ fn seq_forward(@builtin(local_invocation_index) li: u32) {
 fn wave_forward_tiled(@builtin(local_invocation_id) lid: vec3<u32>,
                       @builtin(workgroup_id) wid: vec3<u32>) {
   let l = wave_lo(p.iter) + wid.z;   // the grid has one z per active layer
+  if (l >= p.layers) { return; }      // (uniform per workgroup)
   let s = p.iter - l;
   let b0 = wid.y * 16u * RM;
   let j0 = wid.x * 16u * UT;
@@ -722,6 +749,7 @@ fn step_forward_gemv(@builtin(local_invocation_index) lane: u32,
 fn wave_forward_gemv(@builtin(local_invocation_index) lane: u32,
                      @builtin(workgroup_id) wid: vec3<u32>) {
   let l = wave_lo(p.iter) + wid.z;
+  if (l >= p.layers) { return; }      // (uniform per workgroup)
   let s = p.iter - l;
   let j = wid.x;
   let h = lane_sum(gemv_lane(wave_state(l, s), wave_w(l, false), j, lane), lane);

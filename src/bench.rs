@@ -441,6 +441,8 @@ impl BenchResult {
             "schedule": self.schedule.name(),
             "weights": weights_name(self.weights),
             "variant": format!("{:?}", ctx.variant()).to_lowercase(),
+            "kernel_config": ctx.kernel_config(),
+            "shader_checks": ctx.shader_checks(),
             "narrow_batch": ctx.narrow_batch(),
             "adapter": ctx.adapter_name(),
             "backend": ctx.backend(),
@@ -735,10 +737,21 @@ pub fn diagnostics(ctx: &Context) -> Result<Vec<(String, f64, &'static str)>> {
         z: 1,
         nsum: 1,
     };
-    for (name, bt) in [
+    // The tiled variant measures each GEMM kernel the tuner chooses between (matmul_large and
+    // matmul_micro); the simple one has one.
+    let micro_choices: &[bool] = match ctx.variant() {
+        crate::KernelVariant::Tiled => &[false, true],
+        crate::KernelVariant::Simple => &[false],
+    };
+    let micro_was = ctx.gemm_micro();
+    for (name, bt, micro) in [
         ("A B (B row-major)", false),
         ("A B^T (as the input projection)", true),
-    ] {
+    ]
+    .into_iter()
+    .flat_map(|(n, bt)| micro_choices.iter().map(move |&m| (n, bt, m)))
+    {
+        ctx.set_gemm_micro(micro);
         let ms = timed(&mut |rec| {
             let bv = if bt {
                 View::rows(&b, 0, s).t()
@@ -756,12 +769,18 @@ pub fn diagnostics(ctx: &Context) -> Result<Vec<(String, f64, &'static str)>> {
                 1.0,
             )
         })?;
+        let kernel = match (ctx.variant(), micro) {
+            (crate::KernelVariant::Tiled, true) => ", matmul_micro",
+            (crate::KernelVariant::Tiled, false) => ", matmul_large",
+            _ => "",
+        };
         out.push((
-            format!("GEMM {s}^3 {name}"),
+            format!("GEMM {s}^3 {name}{kernel}"),
             2.0 * (s as f64).powi(3) / ms / 1e6,
             "GFLOP/s",
         ));
     }
+    ctx.set_gemm_micro(micro_was);
     let x = Tensor::from_f32(ctx, "x", &[256], &bench_data(4, 256))?;
     let f = Tensor::from_f32(ctx, "factor", &[2], &[1.0, 1.0])?;
     let chain = 1000;

@@ -20,7 +20,8 @@ Mesa's software Vulkan driver with `apt-get install -y mesa-vulkan-drivers` (or 
 or run `bash scripts/setup.sh`";
 
 /// Which implementations of the GEMM and recurrent-step kernels suit this adapter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum KernelVariant {
     /// Tiles staged through workgroup memory (64x64 GEMM tiles; the recurrent product of a
     /// step as a small GEMM with the cell as epilogue): right for real GPUs.
@@ -32,7 +33,8 @@ pub enum KernelVariant {
 
 /// When a unidirectional inference forward runs as one single-workgroup `seq_forward` dispatch
 /// instead of one dispatch per (wavefront) step. `WGRNN_PERSISTENT=auto|always|never` sets it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Persistent {
     /// By adapter and shape: see [`Context::use_persistent`].
     Auto,
@@ -188,7 +190,13 @@ pub struct Context {
     pub(crate) limits: wgpu::Limits,
     pub(crate) features: wgpu::Features,
     adapter_features: wgpu::Features,
-    pub(crate) variant: KernelVariant,
+    variant: Mutex<KernelVariant>,
+    /// Modules built with wgpu's runtime checks (`WGRNN_SHADER_CHECKS=1`) instead of trusted.
+    shader_checks: bool,
+    gemm_micro: std::sync::atomic::AtomicBool,
+    step_split: std::sync::atomic::AtomicUsize,
+    /// The tuning tables in force: the shipped defaults, plus the local cache once loaded.
+    pub(crate) tune: Mutex<crate::tune::Tables>,
     pub(crate) pipelines: Mutex<HashMap<PipelineKey, Arc<Pipeline>>>,
     /// Parsed shader modules, one per kernel family (pipelines of a family share it).
     pub(crate) modules: Mutex<HashMap<crate::shaders::Shader, Arc<wgpu::ShaderModule>>>,
@@ -353,6 +361,22 @@ impl Context {
             wgpu::DeviceType::DiscreteGpu => 132,
             _ => 16,
         };
+        // Trusted modules (no injected index clamps, loop counters or division guards) unless
+        // `WGRNN_SHADER_CHECKS=1`: see `shaders::create`.
+        let shader_checks = matches!(
+            std::env::var("WGRNN_SHADER_CHECKS").as_deref(),
+            Ok("1" | "on" | "true")
+        );
+        // The register-tiled GEMM of matmul.wgsl (`matmul_micro`) for large products on the
+        // tiled variant: off until measured on an adapter (`wgrnn tune`), `WGRNN_GEMM=micro`.
+        let gemm_micro = matches!(std::env::var("WGRNN_GEMM").as_deref(), Ok("micro"));
+        // Split-K of the per-step recurrent product (1 = the fused step kernel).
+        let step_split = std::env::var("WGRNN_STEP_SPLIT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1usize)
+            .clamp(1, crate::tune::MAX_STEP_SPLIT);
+        let tune = Mutex::new(crate::tune::Tables::shipped(&info));
         Ok(Context {
             device,
             queue,
@@ -360,7 +384,11 @@ impl Context {
             limits,
             features,
             adapter_features,
-            variant,
+            variant: Mutex::new(variant),
+            shader_checks,
+            gemm_micro: gemm_micro.into(),
+            step_split: step_split.into(),
+            tune,
             pipelines: Mutex::new(HashMap::new()),
             modules: Mutex::new(HashMap::new()),
             pool: Mutex::new(Pool::default()),
@@ -372,6 +400,21 @@ impl Context {
             narrow_batch: narrow_batch.into(),
             cpu_blocks: cpu_blocks.into(),
             persistent: Mutex::new(persistent),
+        })
+        .inspect(|ctx| {
+            // The shipped configuration of an adapter already measured (environment first).
+            let shipped = ctx
+                .tune
+                .lock()
+                .ok()
+                .and_then(|t| t.shipped_default().cloned());
+            if let (Some(cfg), None) = (shipped, forced) {
+                ctx.apply_kernel_config(&cfg, true);
+            }
+            let base = ctx.kernel_config();
+            if let Ok(mut t) = ctx.tune.lock() {
+                t.base = Some(base);
+            }
         })
     }
 
@@ -432,6 +475,49 @@ impl Context {
     /// overrides the choice by adapter type).
     pub fn variant(&self) -> KernelVariant {
         self.variant
+            .lock()
+            .map(|v| *v)
+            .unwrap_or(KernelVariant::Tiled)
+    }
+
+    /// Switches the kernel variant (tuning, a resumed run's recorded configuration).
+    pub fn set_variant(&self, v: KernelVariant) {
+        if let Ok(mut g) = self.variant.lock() {
+            *g = v;
+        }
+    }
+
+    /// Whether shader modules keep wgpu's runtime checks (`WGRNN_SHADER_CHECKS=1`); by default
+    /// they are trusted, built without them (fixed when the context is created).
+    pub fn shader_checks(&self) -> bool {
+        self.shader_checks
+    }
+
+    /// Whether large GEMMs of the tiled variant run the register-tiled `matmul_micro` kernel
+    /// (vec4 workgroup memory, 8x8 per invocation, double-buffered) instead of `matmul_large`.
+    pub fn gemm_micro(&self) -> bool {
+        self.gemm_micro.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Turns `matmul_micro` on or off (tuning, measurements, tests).
+    pub fn set_gemm_micro(&self, on: bool) {
+        self.gemm_micro
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Into how many K slices the tiled variant splits a step's recurrent product (1: the fused
+    /// step kernel; more: a split-K GEMM then `step_cell_split`, which sums the slices in order
+    /// and applies the cell). Used where the fused kernel's grid would not fill the device.
+    pub fn step_split(&self) -> usize {
+        self.step_split.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sets [`step_split`](Self::step_split) (1..=[`crate::tune::MAX_STEP_SPLIT`]).
+    pub fn set_step_split(&self, s: usize) {
+        self.step_split.store(
+            s.clamp(1, crate::tune::MAX_STEP_SPLIT),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// Workgroups a dispatch should have to fill the device: the tiled kernels shrink their

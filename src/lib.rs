@@ -32,6 +32,7 @@ pub mod reference;
 pub mod rnn;
 pub mod shaders;
 pub mod tensor;
+pub mod tune;
 
 pub use context::{Context, KernelVariant, Persistent};
 pub use encoder::{Recorder, Submitted};

@@ -19,6 +19,11 @@ const LARGE: KernelSpec = KernelSpec {
     entry: "matmul_large",
     bindings: &[R, R, R, RW],
 };
+const MICRO: KernelSpec = KernelSpec {
+    shader: Shader::MatmulMicro,
+    entry: "matmul_micro",
+    bindings: &[R, R, R, RW],
+};
 const REDUCE: KernelSpec = KernelSpec {
     shader: Shader::Matmul,
     entry: "matmul_reduce",
@@ -227,6 +232,100 @@ pub(crate) struct Dims {
     pub nsum: usize,
 }
 
+/// Where a GEMM writes C (element (m, n) of batch z, split s at `off + s*ss + z*zs + m*rs + n`).
+struct CWords {
+    off: usize,
+    rs: usize,
+    zs: usize,
+    ss: usize,
+}
+
+/// The `Gemm` parameter words of matmul.wgsl.
+#[allow(clippy::too_many_arguments)]
+fn gemm_words(
+    dims: &Dims,
+    a: &View,
+    b: &View,
+    c: CWords,
+    (bias_off, bias_zs, flags): (usize, usize, u32),
+    alpha: f32,
+    ksplit: usize,
+    kchunk: usize,
+) -> [u32; 25] {
+    let w = |x: usize| x as u32;
+    [
+        w(dims.m),
+        w(dims.n),
+        w(dims.k),
+        w(dims.nsum),
+        w(a.off),
+        w(a.rs),
+        w(a.cs),
+        w(a.zs),
+        w(b.off),
+        w(b.rs),
+        w(b.cs),
+        w(b.zs),
+        w(c.off),
+        w(c.rs),
+        w(c.zs),
+        w(a.ss),
+        w(b.ss),
+        w(bias_off),
+        w(bias_zs),
+        flags,
+        alpha.to_bits(),
+        w(ksplit),
+        w(kchunk),
+        w(c.ss),
+        w(dims.z),
+    ]
+}
+
+/// K chunk of `ksplit` splits of a K-long sum: a multiple of the tiles' K slice (16).
+pub(crate) fn split_chunk(k: usize, ksplit: usize) -> usize {
+    k.div_ceil(ksplit).div_ceil(16) * 16
+}
+
+/// Records the split-K partial products `parts[s, z] = A[z] B[z]` over the s-th K chunk
+/// ([`split_chunk`]) into the dense `parts [ksplit, z, m, n]`, without summing them: the
+/// per-step recurrent product of the split step (`step_cell_split` sums the splits in order
+/// and applies the cell). `nsum` must be 1. Returns the number of non-empty splits.
+pub(crate) fn gemm_partials(
+    rec: &mut Recorder,
+    dims: Dims,
+    a: View,
+    b: View,
+    parts: &Tensor,
+    ksplit: usize,
+) -> Result<usize> {
+    let Dims { m, n, k, z, nsum } = dims;
+    if m == 0 || n == 0 || z == 0 || k == 0 || nsum != 1 {
+        return Err(crate::error::Error::Device(
+            "internal: split-K partials need a non-empty single-term GEMM".into(),
+        ));
+    }
+    let kchunk = split_chunk(k, ksplit.max(1));
+    let ksplit = k.div_ceil(kchunk);
+    check_extent("gemm A", a.t, a.max_index(m, k, z, 1))?;
+    check_extent("gemm B", b.t, b.max_index(k, n, z, 1))?;
+    check_extent("split-K partials", parts, ksplit * z * m * n - 1)?;
+    let c = CWords {
+        off: 0,
+        rs: n,
+        zs: m * n,
+        ss: z * m * n,
+    };
+    let params = gemm_words(&dims, &a, &b, c, (0, 0, 0), 1.0, ksplit, kchunk);
+    let groups = [
+        n.div_ceil(64) as u32,
+        m.div_ceil(64) as u32,
+        (z * ksplit) as u32,
+    ];
+    rec.dispatch(TILED, &[], &params, &[a.t, b.t, a.t, parts], groups)?;
+    Ok(ksplit)
+}
+
 /// Records `C[z] (+)= alpha * sum_i A[z,i] B[z,i] (+ bias[z])`.
 ///
 /// `a` is `[m, k]`, `b` is `[k, n]`, `c` is `[m, n]` with unit column stride; `bias` is `[n]` per
@@ -281,6 +380,18 @@ pub(crate) fn gemm(
     let mut constants: Vec<(&'static str, u32)> = Vec::new();
     let (spec, tile) = match ctx.variant() {
         // 128x128 tiles only where they still give a few workgroups per compute unit.
+        // The register-tiled kernel where the tuner chose it: vec4 loads per operand whose
+        // layout allows them (1: along its second index, 2: along its first; 0: scalar).
+        KernelVariant::Tiled if ctx.gemm_micro() && m * n * z >= 128 * 128 * target => {
+            let mode = |v: &View, first: u32, second: u32| match vec4_operand(v, z, nsum) {
+                Some(false) => first,
+                Some(true) => second,
+                None => 0,
+            };
+            constants.push(("A_MODE", mode(&a, 1, 2)));
+            constants.push(("B_MODE", mode(&b, 1, 2)));
+            (MICRO, 128)
+        }
         KernelVariant::Tiled if m * n * z >= 128 * 128 * target => (LARGE, 128),
         KernelVariant::Tiled => (TILED, 64),
         // CPU drivers: 16x16 blocks per invocation (64x64 per workgroup), vec4 loads where
@@ -304,36 +415,25 @@ pub(crate) fn gemm(
     } else {
         1
     };
-    let kchunk = k.div_ceil(ksplit).div_ceil(16) * 16;
+    let kchunk = split_chunk(k, ksplit);
     let ksplit = k.div_ceil(kchunk);
     let words = |c_off: usize, c_rs: usize, c_zs: usize, flags: u32, c_ss: usize| {
-        [
-            m as u32,
-            n as u32,
-            k as u32,
-            nsum as u32,
-            a.off as u32,
-            a.rs as u32,
-            a.cs as u32,
-            a.zs as u32,
-            b.off as u32,
-            b.rs as u32,
-            b.cs as u32,
-            b.zs as u32,
-            c_off as u32,
-            c_rs as u32,
-            c_zs as u32,
-            a.ss as u32,
-            b.ss as u32,
-            bias_off as u32,
-            bias_zs as u32,
-            flags,
-            alpha.to_bits(),
-            ksplit as u32,
-            kchunk as u32,
-            c_ss as u32,
-            z as u32,
-        ]
+        let c = CWords {
+            off: c_off,
+            rs: c_rs,
+            zs: c_zs,
+            ss: c_ss,
+        };
+        gemm_words(
+            &dims,
+            &a,
+            &b,
+            c,
+            (bias_off, bias_zs, flags),
+            alpha,
+            ksplit,
+            kchunk,
+        )
     };
     // The bias binding is read-only; when there is no bias bind A (also read-only) rather than C.
     let bias_t = if bias.is_some() { bias_t } else { a.t };
@@ -515,6 +615,103 @@ mod tests {
                         ctx.variant()
                     );
                 }
+            }
+        }
+    }
+
+    /// `matmul_micro` (the tuner's register-tiled GEMM) on every load path: each operand
+    /// along either index with vec4-aligned strides, and misaligned (scalar loads); summed
+    /// batches, a long K, a single-row A, sizes off the 128 tile and off 4; bias and
+    /// accumulation.
+    #[test]
+    fn micro_gemm_matches_reference() {
+        let Some(ctx) = contexts()
+            .into_iter()
+            .find(|c| c.variant() == KernelVariant::Tiled)
+        else {
+            return;
+        };
+        ctx.set_gemm_micro(true);
+        ctx.set_target_workgroups(1);
+        // (m, n, k, z, nsum, A stored transposed, B stored [n, k], vec4-aligned strides)
+        let cases = [
+            (130, 131, 37, 2, 1, false, false, true),
+            (130, 131, 37, 2, 1, true, true, true),
+            (129, 257, 19, 1, 2, false, true, true),
+            (131, 129, 23, 1, 1, true, false, false),
+            (256, 128, 1031, 1, 1, false, true, true),
+            (1, 16411, 9, 1, 1, true, true, false),
+            (17, 1031, 8, 1, 1, false, false, true),
+        ];
+        let up4 = |x: usize| x.div_ceil(4) * 4;
+        for (ci, &(m, n, k, z, s, a_t, b_t, align)) in cases.iter().enumerate() {
+            let seed = 500 + ci as u64;
+            let (a, b) = (data(seed, z * s * m * k), data(seed + 1, z * s * n * k));
+            let (bias, c0) = (data(seed + 2, z * n), data(seed + 3, z * m * n));
+            // Lays out `src` ([Z*S] blocks of rows x cols, row-major) stored as given or
+            // transposed, rows `stride` apart, blocks `blk` apart, from `off`.
+            let pad = |d: usize| if align { up4(d) } else { up4(d) + 1 };
+            let off = if align { 4 } else { 3 };
+            let lay = |src: &[f32], rows: usize, cols: usize, tr: bool| {
+                let (r, c) = if tr { (cols, rows) } else { (rows, cols) };
+                let stride = pad(c);
+                let blk = if align {
+                    up4(r * stride)
+                } else {
+                    r * stride + 1
+                };
+                let mut v = vec![0f32; off + z * s * blk];
+                for q in 0..z * s {
+                    for i in 0..rows {
+                        for j in 0..cols {
+                            let (rr, cc) = if tr { (j, i) } else { (i, j) };
+                            v[off + q * blk + rr * stride + cc] =
+                                src[q * rows * cols + i * cols + j];
+                        }
+                    }
+                }
+                (v, stride, blk)
+            };
+            let (av, a_st, a_blk) = lay(&a, m, k, a_t);
+            // b holds [Z, S, n, k]; the GEMM's B is its transpose [k, n]: stored [n, k] is B read
+            // along k (b_t), stored [k, n] is B read along n.
+            let (bvec, b_st, b_blk) = lay(&b, n, k, !b_t);
+            let at = Tensor::from_f32(&ctx, "a", &[av.len()], &av).unwrap();
+            let btn = Tensor::from_f32(&ctx, "b", &[bvec.len()], &bvec).unwrap();
+            let biast = Tensor::from_f32(&ctx, "bias", &[bias.len()], &bias).unwrap();
+            let a_view = {
+                let v = View::rows(&at, off, a_st);
+                let v = if a_t { v.t() } else { v };
+                v.z(s * a_blk).s(a_blk)
+            };
+            let b_view = {
+                let v = View::rows(&btn, off, b_st);
+                let v = if b_t { v.t() } else { v };
+                v.z(s * b_blk).s(b_blk)
+            };
+            for (acc, with_bias) in [(false, false), (true, true)] {
+                let c = Tensor::from_f32(&ctx, "c", &[c0.len()], &c0).unwrap();
+                let mut rec = Recorder::new(&ctx);
+                let dims = Dims {
+                    m,
+                    n,
+                    k,
+                    z,
+                    nsum: s,
+                };
+                let biasv = with_bias.then(|| View::rows(&biast, 0, n).z(n));
+                let cv = View::rows(&c, 0, n).z(m * n);
+                gemm(&mut rec, dims, a_view, b_view, cv, biasv, acc, 1.0).unwrap();
+                rec.submit().unwrap();
+                let got = c.to_vec(&ctx).unwrap();
+                let bias_w = with_bias.then_some(&bias[..]);
+                let w = want(&a, &b, bias_w, acc.then_some(&c0[..]), m, n, k, z, s);
+                let e = rel(&got, &w);
+                assert!(
+                    e < TOL,
+                    "matmul_micro case {ci} (m={m} n={n} k={k} z={z} nsum={s} a_t={a_t} b_t={b_t} \
+                     align={align} acc={acc}, seed {seed}): relative error {e:.3e}"
+                );
             }
         }
     }

@@ -3,7 +3,8 @@
 //! drivers `wave_forward` (one dispatch per wavefront step of a unidirectional stack) and
 //! `seq_forward` (the whole stack in one single-workgroup dispatch).
 
-use super::{R, RW};
+use super::gemm::{Dims, View, gemm_partials};
+use super::{R, RW, check_extent};
 use crate::context::KernelVariant;
 use crate::encoder::Recorder;
 use crate::error::Result;
@@ -149,6 +150,91 @@ impl StepDims {
         (entry, consts, [g[0], g[1], z as u32])
     }
 
+    /// Values saved per unit for the backward (the cell file's S).
+    fn saved_per_unit(&self) -> usize {
+        match self.mode {
+            Mode::Lstm | Mode::Gru => 4,
+            Mode::RnnTanh | Mode::RnnRelu => 0,
+        }
+    }
+
+    /// Proves the per-layer kernels' indices in range (shader modules are trusted, see
+    /// `shaders::create`): non-zero extents, the step within T, and every tensor at least as
+    /// large as the layouts the kernels index ("State layouts" in recurrent.wgsl).
+    fn check(&self, iter: usize, t: [(&str, &Tensor, usize); 6]) -> Result<()> {
+        let (sq, b, h, d) = (self.seq, self.batch, self.hidden, self.dirs);
+        if sq == 0 || b == 0 || h == 0 || d == 0 || d > 2 || iter > sq {
+            return Err(crate::error::Error::Device(format!(
+                "internal: step {iter} of T={sq}, B={b}, H={h}, D={d}"
+            )));
+        }
+        for (what, tensor, numel) in t {
+            if numel > 0 {
+                check_extent(what, tensor, numel - 1)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Elements of the state history (training) or ping-pong pair (inference).
+    fn state_numel(&self) -> usize {
+        let slots = if self.flags & F_TRAIN != 0 {
+            self.seq + 1
+        } else {
+            2
+        };
+        slots * self.dirs * self.batch * self.hidden
+    }
+
+    fn check_forward(&self, iter: usize, t: &ForwardBindings) -> Result<()> {
+        let gh = self.mode.gates() * self.hidden;
+        let w = self.dirs * gh * self.hidden;
+        let w = if self.f16 { w.div_ceil(2) } else { w };
+        let lstm = self.mode == Mode::Lstm;
+        let train = self.flags & F_TRAIN != 0;
+        let tbd = self.seq * self.batch * self.dirs;
+        self.check(
+            iter,
+            [
+                ("step W_hh", t.w_hh, w),
+                ("step xproj", t.xproj, tbd * gh),
+                ("step states", t.hs, self.state_numel()),
+                (
+                    "step cell states",
+                    t.cs,
+                    if lstm { self.state_numel() } else { 0 },
+                ),
+                ("step output", t.y, tbd * self.hidden),
+                (
+                    "step saved",
+                    t.saved,
+                    if train {
+                        tbd * self.saved_per_unit() * self.hidden
+                    } else {
+                        0
+                    },
+                ),
+            ],
+        )?;
+        if self.flags & F_BIAS != 0 {
+            check_extent("step b_hh", t.b_hh, self.dirs * gh - 1)?;
+        }
+        if self.flags & F_LENGTHS != 0 {
+            check_extent("step lengths", t.lengths, self.batch - 1)?;
+        }
+        Ok(())
+    }
+
+    /// Into how many K slices the forward step's recurrent product is split (1: the fused
+    /// kernels): `Context::step_split` on the tiled variant for f32 weights and batches above
+    /// the matrix-vector kernels', at least 16 of K per slice.
+    pub(crate) fn split(&self, ctx: &crate::context::Context) -> usize {
+        if ctx.variant() != KernelVariant::Tiled || self.f16 || self.gemv(ctx, 1) {
+            return 1;
+        }
+        ctx.step_split().min(self.hidden / 16).max(1)
+    }
+
     /// Whether the register-blocked CPU step kernels (`recurrent_cpu.wgsl`) take this layer:
     /// the simple variant with its blocks on, H a multiple of 4 (vec4 weight reads), f32
     /// weights.
@@ -235,6 +321,9 @@ pub(crate) struct ForwardBindings<'a> {
     pub cs: &'a Tensor,
     pub y: &'a Tensor,
     pub saved: &'a Tensor,
+    /// Scratch of the split step, `[splits, D, B, G*H]` ([`StepDims::split`] > 1; only
+    /// `step_forward` uses it).
+    pub split: Option<&'a Tensor>,
 }
 
 impl ForwardBindings<'_> {
@@ -259,9 +348,68 @@ pub(crate) fn step_forward(
     s: usize,
     t: &ForwardBindings,
 ) -> Result<()> {
+    dims.check_forward(s, t)?;
+    if let Some(parts) = t.split {
+        return split_step_forward(rec, dims, s, t, parts);
+    }
     let (entry, consts, groups) = dims.forward_kernel(rec, false, dims.dirs);
     let params = dims.params(s, 0);
     dispatch_forward(rec, dims, entry, &consts, &params, &t.tensors(), groups)
+}
+
+/// Step `s` as a split-K GEMM of `h_{t-1} W_hh^T` per direction into `parts`, then
+/// `step_cell_split` (sums the splits in order, adds b_hh and the input side, applies the
+/// cell): more workgroups than the fused tiled kernel when B * G*H gives few tiles and H is
+/// long. Tiled variant, f32 weights `[D, G*H, H]` as stored.
+fn split_step_forward(
+    rec: &mut Recorder,
+    dims: &StepDims,
+    s: usize,
+    t: &ForwardBindings,
+    parts: &Tensor,
+) -> Result<()> {
+    let (b, h, nd) = (dims.batch, dims.hidden, dims.dirs);
+    let gh = dims.mode.gates() * h;
+    let bh = b * h;
+    // Where h_{t-1} of direction 0 starts and how far direction 1's is from it ("State
+    // layouts" in recurrent.wgsl): training, d = 0 reads slot s, d = 1 slot T - s of its own
+    // [T+1, B, H] block; inference, slot s % 2 of the ping-pong pair.
+    let (off, zs) = if dims.flags & F_TRAIN != 0 {
+        (s * bh, (2 * dims.seq + 1 - 2 * s) * bh)
+    } else {
+        ((s % 2) * nd * bh, bh)
+    };
+    let a = View {
+        t: t.hs,
+        off,
+        rs: h,
+        cs: 1,
+        zs: if nd > 1 { zs } else { 0 },
+        ss: 0,
+    };
+    let w = View::rows(t.w_hh, 0, h).t().z(gh * h);
+    let gemm = Dims {
+        m: b,
+        n: gh,
+        k: h,
+        z: nd,
+        nsum: 1,
+    };
+    let splits = gemm_partials(rec, gemm, a, w, parts, dims.split(rec.ctx()))?;
+    let mut params = dims.params(s, 0);
+    params[7] = splits as u32;
+    let mut tensors = t.tensors();
+    tensors[0] = parts;
+    let groups = [h.div_ceil(64) as u32, b as u32, nd as u32];
+    dispatch_forward(
+        rec,
+        dims,
+        "step_cell_split",
+        &constants(dims.mode),
+        &params,
+        &tensors,
+        groups,
+    )
 }
 
 /// Records one dispatch of a forward driver (every one binds the same eight tensors).
@@ -308,6 +456,46 @@ pub(crate) fn step_backward(
     h0_off: usize,
     t: &BackwardBindings,
 ) -> Result<()> {
+    let gh = dims.mode.gates() * dims.hidden;
+    let tbd = dims.seq * dims.batch * dims.dirs;
+    let bh = dims.batch * dims.hidden;
+    let lstm = dims.mode == Mode::Lstm;
+    dims.check(
+        k,
+        [
+            ("backward W_hh", t.w_hh, dims.dirs * gh * dims.hidden),
+            (
+                "backward saved",
+                t.saved,
+                tbd * dims.saved_per_unit() * dims.hidden,
+            ),
+            ("backward states", t.hs, dims.state_numel()),
+            ("backward gate gradients", t.dgx, tbd * gh),
+            // Only cells whose two sides' gate gradients differ (GRU: SPLIT) bind their own.
+            (
+                "backward hidden-side gate gradients",
+                t.dgh,
+                if dims.mode == Mode::Gru { tbd * gh } else { 0 },
+            ),
+            ("backward carried gradients", t.dhs, 2 * dims.dirs * bh),
+        ],
+    )?;
+    check_extent("backward dh0", t.dh0, h0_off + dims.dirs * bh - 1)?;
+    if lstm {
+        check_extent("backward cell states", t.cs, dims.state_numel() - 1)?;
+        check_extent(
+            "backward carried cell gradients",
+            t.dcs,
+            2 * dims.dirs * bh - 1,
+        )?;
+        check_extent("backward dc0", t.dc0, h0_off + dims.dirs * bh - 1)?;
+    }
+    if dims.flags & F_DY != 0 {
+        check_extent("backward dy", t.dy, tbd * dims.hidden - 1)?;
+    }
+    if dims.flags & F_LENGTHS != 0 {
+        check_extent("backward lengths", t.lengths, dims.batch - 1)?;
+    }
     let narrow = dims.gemv(rec.ctx(), 8);
     let (entry, consts, groups) = match dims.tiled(rec, true) {
         Some(_) if narrow => (

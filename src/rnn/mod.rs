@@ -679,7 +679,14 @@ impl Rnn {
             } else {
                 s_ph.clone()
             };
-            // 2. One fused dispatch per timestep, both directions.
+            // 2. One fused dispatch per timestep, both directions (two with a split step:
+            // the split-K product, then the cell).
+            let splits = dims.split(ctx);
+            let parts = if splits > 1 {
+                Some(empty(ctx, "split-K partials", &[splits, nd, batch, gh])?)
+            } else {
+                None
+            };
             let bind = ForwardBindings {
                 w_hh: &w_hh_step,
                 b_hh: lp.b_hh.as_ref().unwrap_or(&b_ph),
@@ -689,6 +696,7 @@ impl Rnn {
                 cs: &cs,
                 y: &y,
                 saved: &saved,
+                split: parts.as_ref(),
             };
             for s in 0..t_len {
                 step_forward(rec, &dims, s, &bind)?;

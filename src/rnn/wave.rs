@@ -115,6 +115,7 @@ impl Rnn {
             cs: &cs,
             y: &output,
             saved: &unused,
+            split: None,
         };
         if persistent {
             seq_forward(rec, dims, nl, &bind)?;

@@ -179,6 +179,39 @@ fn split_k_weight_gradients_match_reference() {
     }
 }
 
+/// The split step (`step_split` > 1): each forward step's recurrent product as a split-K GEMM
+/// into partials, then `step_cell_split` sums them in order and applies the cell. Per-layer
+/// schedule, matrix-vector kernels off so every batch takes it; inference and training
+/// forwards (the backward cases run the training layout, both directions, ragged lengths).
+#[test]
+fn split_step_matches_reference() {
+    static CTX: OnceLock<Context> = OnceLock::new();
+    let Some(ctx) = schedule_ctx(&CTX, KernelVariant::Tiled, |c| {
+        c.set_wavefront(false);
+        c.set_persistent(Persistent::Never);
+        c.set_narrow_batch(0);
+        c.set_step_split(4);
+    }) else {
+        return;
+    };
+    let wide = Case {
+        mode: Mode::Gru,
+        layers: 2,
+        bidir: true,
+        ragged: true,
+        init: true,
+        seq: 5,
+        batch: 3,
+        input: 11,
+        hidden: 67,
+        bias: true,
+    };
+    for (i, c) in all_cases().iter().chain([&wide]).enumerate() {
+        run_forward_case_on(ctx, c, 7000 + i as u64, TOL);
+        run_backward_case_on(ctx, c, 7500 + i as u64, 0.0, TOL);
+    }
+}
+
 /// A context of its own on variant `v` with schedule settings `set` (the shared default one
 /// keeps the adapter's defaults). Applies the no-adapter policy first. Tile heights follow the
 /// batch alone (target of one workgroup), so every RM is exercised at small sizes.
