@@ -178,11 +178,12 @@ def main():
               f"{s['layers']} | {2 if s['bidirectional'] else 1} | {r['pass_']} | "
               + " | ".join(f"{r['torch'][p]:.3f}" for p in precisions)
               + f" | {r['wgrnn_ms']:.3f} | {r['wgrnn']['dispatches']} | {r['ratio_fp32']:.2f} | {r['check']:.1e} |")
+    print()
     for p, v in ratios.items():
         v = [x for x in v if x == x]
         if v:
             g = statistics.geometric_mean(v)
-            print(f"\n{p}: geometric mean torch-fp32/wgrnn = {g:.3f}, min {min(v):.3f}, max {max(v):.3f}")
+            print(f"- {p}: geometric mean torch-fp32 / wgrnn = {g:.3f} (min {min(v):.3f}, max {max(v):.3f})")
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump(dict(device=dev, torch=torch.__version__, cudnn=torch.backends.cudnn.version(),

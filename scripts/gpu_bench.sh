@@ -1,17 +1,29 @@
 #!/usr/bin/env bash
-# Runs the GPU benchmark session on a machine with an NVIDIA GPU, PyTorch and a prebuilt
-# target/release/wgrnn: provides the Vulkan loader if the machine lacks one (from .gl/*.deb,
-# fetched elsewhere with `apt-get download libvulkan1`), then runs the side-by-side comparison
-# with cuDNN. Results go to ${OUT:-out}/.
-#   bash scripts/gpu_bench.sh [suite] [passes]
-# Then the levers of the performance issue (scripts/levers.sh) into levers.jsonl.
+# The GPU-speed issue's one device call: every table of a session, written as files to bring
+# back. Build first (`cargo build --release`); carry target/release/wgrnn and .gl (the Vulkan
+# loader's .deb files, see the device notes) to the machine. Sections, each timed:
+#   1. wgrnn info        info.txt      adapter, module mode, GEMM 4096^3 with matmul_large and
+#                                      matmul_micro, dispatch cost
+#   2. wgrnn tune        tune.txt      fastest configuration per shape class of the suite, into
+#                        tune.json     a cache of its own (WGRNN_TUNE_CACHE) that 3 and 4 read;
+#                        tune-trials.json every candidate and its time
+#   3. PyTorch/cuDNN     compare-SUITE.md (table + the two summary lines), .json, .log: skipped
+#                                      without torch and CUDA (lavapipe)
+#   4. levers            levers.jsonl  the suite with and without each lever, one JSON line per
+#                                      shape and pass (env and lever keys added); levers-old.jsonl
+#                                      the earlier levers (scripts/levers.sh)
+#   timing.txt           seconds per section
+# Usage: bash scripts/gpu_bench.sh [suite] [passes]     (suite: core on a GPU; smoke on lavapipe)
+# On an H100/H200 the whole run takes about 6-8 minutes with the core suite.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT="${OUT:-out}"; mkdir -p "$OUT"
 SUITE="${1:-core}"; PASSES="${2:-inference,train}"
+W="${WGRNN:-target/release/wgrnn}"
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 # NVIDIA's Vulkan driver lives in libGLX_nvidia and needs the loader plus glvnd's dispatch
 # libraries; unpack them when the machine lacks them.
-if [ -d .gl ] && ! ldconfig -p | grep -q 'libGLdispatch\.so\.0'; then
+if [ -d .gl ] && ! ldconfig -p | grep -q 'libvulkan\.so\.1'; then
   for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
 fi
 if [ -z "${VK_DRIVER_FILES:-}" ]; then
@@ -19,11 +31,69 @@ if [ -z "${VK_DRIVER_FILES:-}" ]; then
     [ -e "$f" ] && export VK_DRIVER_FILES="$f" && break
   done
 fi
-export __EGL_VENDOR_LIBRARY_FILENAMES="${__EGL_VENDOR_LIBRARY_FILENAMES:-/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json}"
-nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv | tee "$OUT/gpu.txt"
-git rev-parse --short HEAD 2>/dev/null | tee -a "$OUT/gpu.txt" || true
-./target/release/wgrnn forward --seq 20 --batch 8 2>&1 | tee "$OUT/forward.txt"
-PYTHONUNBUFFERED=1 python3 scripts/bench_vs_pytorch.py --wgrnn target/release/wgrnn --suite "$SUITE" \
-  --passes "$PASSES" --json-out "$OUT/compare-$SUITE.json" 2>"$OUT/compare-$SUITE.log" | tee "$OUT/compare-$SUITE.md"
-# The performance issue's levers (wavefront, single workgroup, matrix-vector steps, f16 weights).
-bash scripts/levers.sh 20 > "$OUT/levers.jsonl" 2> "$OUT/levers.log"
+[ -e /usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json ] && \
+  export __EGL_VENDOR_LIBRARY_FILENAMES="${__EGL_VENDOR_LIBRARY_FILENAMES:-/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json}"
+{ date -u +%FT%TZ; git rev-parse --short HEAD 2>/dev/null || cat COMMIT 2>/dev/null || true
+  command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv; } | tee "$OUT/gpu.txt"
+T0=$(date +%s)
+section() { echo "$1 $(( $(date +%s) - T0 )) s" | tee -a "$OUT/timing.txt"; }
+
+# 1. The adapter and its machine-level rates.
+"$W" info > "$OUT/info.txt" 2>&1; cat "$OUT/info.txt"; section info
+
+# 2. Tuning into a cache of this run's own (a stale local one cannot leak in).
+export WGRNN_TUNE_CACHE="$OUT/tune.json"
+rm -f "$WGRNN_TUNE_CACHE"
+"$W" tune --suite "$SUITE" --passes "$PASSES" --reps 3 --max-seq 64 \
+  --json-out "$OUT/tune-trials.json" > "$OUT/tune.txt" 2> "$OUT/tune.log"
+cat "$OUT/tune.txt"; section tune
+
+# 3. Side by side with PyTorch/cuDNN on the tuned configuration.
+if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+  PYTHONUNBUFFERED=1 timeout 300 python3 scripts/bench_vs_pytorch.py --wgrnn "$W" --suite "$SUITE" \
+    --passes "$PASSES" --json-out "$OUT/compare-$SUITE.json" 2>"$OUT/compare-$SUITE.log" | tee "$OUT/compare-$SUITE.md"
+else
+  echo "PyTorch with CUDA not available: comparison skipped" | tee "$OUT/compare-$SUITE.md"
+fi
+section pytorch
+
+# 4. Each lever on and off over the suite (T capped at 64, 3 runs: relative timings), on top
+# of the tuned configuration; the env settings force one lever at a time.
+lever() {  # lever NAME VALUE ENV=VAL...
+  local name="$1" value="$2"; shift 2
+  env "$@" "$W" bench --suite "$SUITE" --quick --json 2>>"$OUT/levers.log" |
+    python3 -c 'import json,sys
+for l in sys.stdin:
+    l = l.strip()
+    if not l.startswith("{"): continue
+    j = json.loads(l); j["lever"] = sys.argv[1]; j["value"] = sys.argv[2]; j["env"] = sys.argv[3]
+    print(json.dumps(j))' "$name" "$value" "$*" >> "$OUT/levers.jsonl"
+}
+rm -f "$OUT/levers.jsonl"
+lever modules trusted WGRNN_SHADER_CHECKS=0
+lever modules checked WGRNN_SHADER_CHECKS=1
+lever gemm large WGRNN_GEMM=large
+lever gemm micro WGRNN_GEMM=micro
+for s in 1 2 4 8; do lever step_split "$s" WGRNN_STEP_SPLIT=$s; done
+lever tuning shipped WGRNN_TUNE_CACHE=off
+lever tuning cache WGRNN_TUNE_CACHE="$OUT/tune.json"
+section levers
+# Summary of the levers: summed median ms per lever value and pass.
+python3 - "$OUT/levers.jsonl" <<'EOF' | tee "$OUT/levers.md"
+import collections, json, sys
+tot = collections.defaultdict(float)
+for l in open(sys.argv[1]):
+    j = json.loads(l)
+    if "error" in j: continue
+    ms = j["gpu_ms"] if j.get("gpu_ms") is not None else j["wall_ms"]
+    tot[(j["lever"], j["value"], j["pass"])] += ms
+print("| lever | value | pass | summed ms over the suite (T <= 64) |")
+print("|---|---|---|---|")
+for (lv, v, p), ms in sorted(tot.items()):
+    print(f"| {lv} | {v} | {p} | {ms:.3f} |")
+EOF
+# The earlier levers (wavefront, single workgroup, matrix-vector steps, f16 weights).
+if [ "$SUITE" = core ]; then
+  timeout 120 bash scripts/levers.sh 10 --quick > "$OUT/levers-old.jsonl" 2> "$OUT/levers-old.log"
+fi
+section done

@@ -10,4 +10,10 @@ export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
+# Tests run on the shipped kernel configurations, never on a local tuning cache (wgrnn tune).
+export WGRNN_TUNE_CACHE=off
 cargo test --quiet
+# The conformance suite again with wgpu's runtime checks in every shader module (the default
+# build is trusted, unchecked: src/shaders.rs): the kernels must agree either way.
+WGRNN_SHADER_CHECKS=1 cargo test --quiet --lib -- kernels::
+WGRNN_SHADER_CHECKS=1 cargo test --quiet --test gpu -- forward:: backward:: variants:: ops:: layers:: loss::

@@ -115,29 +115,44 @@ pub fn prepare_out(dir: &Path, resume: bool) -> Result<Option<PathBuf>> {
     Ok(None)
 }
 
-/// The kernel configuration of `ctx` as recorded in `config.json`.
+/// The kernel configuration of `ctx` as recorded in `config.json` (`"kernels"`): the adapter,
+/// whether shader modules were checked, and every field of [`crate::tune::KernelConfig`].
 pub fn kernel_config(ctx: &Context) -> Value {
-    json!({
+    let mut v = json!({
         "adapter": ctx.adapter_name(),
-        "variant": format!("{:?}", ctx.variant()).to_lowercase(),
-        "wavefront": ctx.wavefront(),
-        "persistent": format!("{:?}", ctx.persistent()).to_lowercase(),
-        "narrow_batch": ctx.narrow_batch(),
-        "target_workgroups": ctx.target_workgroups(),
-    })
+        "shader_checks": ctx.shader_checks(),
+    });
+    if let (Some(m), Ok(Value::Object(cfg))) =
+        (v.as_object_mut(), serde_json::to_value(ctx.kernel_config()))
+    {
+        m.extend(cfg);
+    }
+    v
 }
 
 /// A context with the kernel configuration recorded in `config` (`"kernels"`), so a resumed
-/// run computes with the same kernels and schedules; a fresh context when none is recorded.
+/// run computes with the same kernels and schedules. A fresh run (no config) gets a new
+/// context that reads the local tuning cache (`wgrnn tune`; `WGRNN_TUNE_CACHE=off` skips it);
+/// the family applies its shape class's choice before the first step
+/// ([`Context::use_tuned`]).
 pub fn context_for(config: Option<&Value>) -> Result<Context> {
     let Some(k) = config.and_then(|c| c.get("kernels")) else {
-        return Context::new();
+        let ctx = Context::new()?;
+        ctx.load_tune_cache()?;
+        return Ok(ctx);
     };
     let ctx = match k.get("variant").and_then(Value::as_str) {
         Some("tiled") => Context::with_variant(KernelVariant::Tiled)?,
         Some("simple") => Context::with_variant(KernelVariant::Simple)?,
         _ => Context::new()?,
     };
+    // Every field recorded (checkpoints since the tuner): taken whole, the environment
+    // notwithstanding.
+    if let Ok(cfg) = serde_json::from_value::<crate::tune::KernelConfig>(k.clone()) {
+        ctx.apply_kernel_config(&cfg, false);
+        return Ok(ctx);
+    }
+    // Older checkpoints recorded the schedule fields only.
     if let Some(w) = k.get("wavefront").and_then(Value::as_bool) {
         ctx.set_wavefront(w);
     }

@@ -786,6 +786,9 @@ impl epochs::EpochTrainer for ClassifyTrainer {
     fn batch_size(&self) -> usize {
         self.model.config.batch
     }
+    fn rnn_shape(&self) -> Option<(usize, usize)> {
+        Some((self.model.config.hidden, self.model.config.batch))
+    }
     fn evaluate(&self, ctx: &Context) -> Result<f64> {
         Ok(self.model.accuracy(ctx, &self.dev)?.0)
     }

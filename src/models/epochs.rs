@@ -123,6 +123,11 @@ pub trait EpochTrainer {
     fn tokens_trained(&self) -> Option<u64> {
         None
     }
+    /// `(hidden, batch)` of the family's main recurrent stack: a fresh run puts the tuned
+    /// configuration of that shape class in force before its first step.
+    fn rnn_shape(&self) -> Option<(usize, usize)> {
+        None
+    }
 }
 
 /// What [`run`] reports as it goes.
@@ -203,6 +208,11 @@ pub fn run(
     on_event: &mut dyn FnMut(&Event),
 ) -> Result<Summary> {
     let start = Instant::now();
+    if tr.step() == 0
+        && let Some((hidden, batch)) = tr.rnn_shape()
+    {
+        ctx.use_tuned(hidden, batch);
+    }
     let metrics_path = out.join("metrics.csv");
     let mut metrics = Metrics::read_csv(&metrics_path, tr.step())?;
     let end = match budget {

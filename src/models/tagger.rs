@@ -868,6 +868,9 @@ impl epochs::EpochTrainer for TaggerTrainer {
     fn batch_size(&self) -> usize {
         self.model.config.batch
     }
+    fn rnn_shape(&self) -> Option<(usize, usize)> {
+        Some((self.model.config.hidden, self.model.config.batch))
+    }
     fn evaluate(&self, ctx: &Context) -> Result<f64> {
         let pred = self.model.predict(ctx, &self.dev)?;
         let (mut right, mut n) = (0usize, 0usize);

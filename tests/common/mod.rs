@@ -92,6 +92,8 @@ pub fn wgrnn_bytes(args: &[&str], stdin: Option<&[u8]>) -> (i32, Vec<u8>, String
     use std::process::{Command, Stdio};
     let mut child = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
         .args(args)
+        // Tests run on the shipped kernel configurations, never on a local tuning cache.
+        .env("WGRNN_TUNE_CACHE", "off")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

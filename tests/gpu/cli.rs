@@ -73,6 +73,7 @@ fn bench_schedules_and_f16_weights() {
             .args(["--weights", weights])
             .env("WGRNN_WAVEFRONT", wavefront)
             .env("WGRNN_PERSISTENT", persistent)
+            .env("WGRNN_TUNE_CACHE", "off")
             .output()
             .unwrap();
         let (o, e) = (
@@ -165,4 +166,51 @@ fn refused_flags_and_sizes() {
         "{err}"
     );
     assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+/// `wgrnn tune` writes a cache entry for this adapter per shape class of the suite; `bench`
+/// then reports its configuration as coming from the cache, and a malformed cache is one line
+/// naming the file and exit status 2.
+#[test]
+fn tune_writes_a_cache_that_bench_reads() {
+    use std::process::Command;
+    if crate::common::gpu().is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("wgrnn-tune-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let cache = dir.join("tune.json");
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
+            .args(args)
+            .env("WGRNN_TUNE_CACHE", &cache)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&["tune", "--suite", "smoke", "--reps", "1"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("h<=128,b<=4"), "{out}");
+    let text = std::fs::read_to_string(&cache).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["format"], "wgrnn-tune");
+    assert_eq!(v["entries"].as_array().unwrap().len(), 1);
+    let (code, out, err) = run(&["bench", "--suite", "smoke", "--quick", "--json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    for line in out.lines() {
+        let j: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(j["tuned"], "cache", "{line}");
+        assert!(j["kernel_config"]["variant"].is_string(), "{line}");
+    }
+    std::fs::write(&cache, "{broken").unwrap();
+    let (code, out, err) = run(&["bench", "--suite", "smoke", "--quick"]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    let msgs: Vec<&str> = err.lines().filter(|l| l.starts_with("wgrnn:")).collect();
+    assert!(msgs.len() == 1 && msgs[0].contains("tune.json"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

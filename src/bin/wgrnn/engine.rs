@@ -57,6 +57,8 @@ pub fn cmd_forward(
     let s = shape_of("forward", shape)?;
     let cfg = s.config();
     let ctx = Context::new()?;
+    ctx.load_tune_cache()?;
+    ctx.use_tuned(s.hidden, s.batch);
     println!("adapter: {} ({})", ctx.adapter_name(), ctx.backend());
     println!(
         "stack:   {} I={} H={} L={} {} B={} T={}",
@@ -177,7 +179,15 @@ pub fn cmd_bench(shape: &ShapeArgs, sel: BenchSelect, run: BenchRun) -> Result<E
         ..BenchOptions::new(warmup, reps)
     };
     let ctx = Context::new()?;
+    let cache = ctx.load_tune_cache()?;
     if !run.json {
+        println!(
+            "tuning: {}",
+            cache.map_or(
+                "shipped defaults (no local cache for this adapter)".into(),
+                |p| { format!("local cache {}", p.display()) }
+            )
+        );
         println!(
             "adapter: {} ({}); GPU timestamps: {}",
             ctx.adapter_name(),
@@ -211,6 +221,7 @@ pub fn cmd_bench(shape: &ShapeArgs, sel: BenchSelect, run: BenchRun) -> Result<E
         );
     }
     for s in &shapes {
+        let tuned = ctx.use_tuned(s.hidden, s.batch);
         let mut run_shape = s.clone();
         if run.quick {
             run_shape.seq = s.seq.min(64);
@@ -257,7 +268,9 @@ pub fn cmd_bench(shape: &ShapeArgs, sel: BenchSelect, run: BenchRun) -> Result<E
                 Err(e) => return Err(e),
             };
             if run.json {
-                println!("{}", r.json(&ctx, s.seq, run.quick));
+                let mut line = r.json(&ctx, s.seq, run.quick);
+                line["tuned"] = tuned.name().into();
+                println!("{line}");
             } else {
                 println!(
                     "{:<18} {:<9} {:>5} {:>5} {:>4} {:>5} {:>2} {:>2} {:<9} {:>10} {:>10.3} {:>10.2} {:>8.3} {:>6} {:>4} {}{}",
@@ -298,7 +311,24 @@ pub fn cmd_info() -> Result<ExitCode, Error> {
         "adapter: {} ({:?}, {:?}), driver {} {}",
         i.name, i.backend, i.device_type, i.driver, i.driver_info
     );
+    ctx.load_tune_cache()?;
     println!("kernel variant: {:?}", ctx.variant());
+    println!(
+        "shader modules: {}",
+        if ctx.shader_checks() {
+            "checked (WGRNN_SHADER_CHECKS=1)"
+        } else {
+            "trusted (no runtime checks; WGRNN_SHADER_CHECKS=1 restores them)"
+        }
+    );
+    println!(
+        "kernel config: {}",
+        serde_json::to_string(&ctx.kernel_config()).unwrap_or_default()
+    );
+    println!(
+        "tuning cache: {}",
+        wgrnn::tune::cache_path().map_or("off".into(), |p| p.display().to_string())
+    );
     let l = ctx.limits();
     println!(
         "limits: storage binding {} B, buffer {} B, workgroup storage {} B, invocations {}, workgroups/dim {}",
@@ -329,5 +359,121 @@ pub fn cmd_info() -> Result<ExitCode, Error> {
     for (name, v, unit) in wgrnn::bench::diagnostics(&ctx)? {
         println!("{name:<40} {v:>10.2} {unit}");
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What `wgrnn tune` measures.
+pub struct TuneArgs<'a> {
+    pub suite: &'a str,
+    pub only: Option<&'a str>,
+    pub passes: &'a str,
+    pub reps: usize,
+    pub max_seq: usize,
+    pub cache: Option<std::path::PathBuf>,
+    pub dry_run: bool,
+    pub json_out: Option<std::path::PathBuf>,
+}
+
+/// `wgrnn tune`: times the candidate kernel configurations of every shape class in a suite on
+/// this adapter and writes the fastest into the local cache (keyed by adapter, driver and
+/// wgrnn version), which later `bench`, `forward` and training runs read.
+pub fn cmd_tune(a: TuneArgs) -> Result<ExitCode, Error> {
+    let mut shapes = suite_shapes(a.suite)?;
+    if let Some(only) = a.only {
+        let want: Vec<&str> = only.split(',').collect();
+        if let Some(w) = want.iter().find(|w| !shapes.iter().any(|s| s.label == **w)) {
+            return Err(Error::config(format!(
+                "--only: no shape labelled {w:?} in the suite"
+            )));
+        }
+        shapes.retain(|s| want.contains(&s.label.as_str()));
+    }
+    let passes = a
+        .passes
+        .split(',')
+        .map(Pass::parse)
+        .collect::<Result<Vec<_>, _>>()?;
+    if a.reps == 0 {
+        return Err(Error::config("--reps must be at least 1"));
+    }
+    let path = match a.cache.clone().or_else(wgrnn::tune::cache_path) {
+        Some(p) => p,
+        None if a.dry_run => std::path::PathBuf::new(),
+        None => {
+            return Err(Error::config(
+                "the tuning cache is off (WGRNN_TUNE_CACHE=off) and no --cache was given",
+            ));
+        }
+    };
+    // Refuse a malformed cache before spending the time.
+    if !a.dry_run {
+        wgrnn::tune::read_cache(&path)?;
+    }
+    let ctx = Context::new()?;
+    println!(
+        "adapter: {} ({}), driver {} {}",
+        ctx.adapter_name(),
+        ctx.backend(),
+        ctx.adapter_info().driver,
+        ctx.adapter_info().driver_info
+    );
+    let opts = wgrnn::tune::TuneOptions {
+        reps: a.reps,
+        passes,
+        max_seq: a.max_seq,
+    };
+    let outcomes = wgrnn::tune::tune(&ctx, &shapes, &opts, &mut |line| eprintln!("tune: {line}"))?;
+    println!(
+        "{:<16} {:<28} {:>12} {:>12} {:>8}  choice",
+        "class", "shapes", "start_ms", "tuned_ms", "speedup"
+    );
+    for o in &outcomes {
+        let t = &o.tuned;
+        let c = &t.config;
+        println!(
+            "{:<16} {:<28} {:>12.3} {:>12.3} {:>8.3}  gemm_micro={} step_split={} wavefront={} narrow_batch={} persistent={} cpu_blocks={}",
+            o.class,
+            t.shapes.join(","),
+            t.baseline_ms,
+            t.tuned_ms,
+            t.baseline_ms / t.tuned_ms,
+            c.gemm_micro,
+            c.step_split,
+            c.wavefront,
+            c.narrow_batch,
+            format!("{:?}", c.persistent).to_lowercase(),
+            c.cpu_blocks
+        );
+    }
+    if let Some(j) = &a.json_out {
+        let v: Vec<serde_json::Value> = outcomes
+            .iter()
+            .map(|o| {
+                serde_json::json!({
+                    "class": o.class,
+                    "tuned": o.tuned,
+                    "trials": o.trials.iter().map(|t| serde_json::json!({
+                        "change": t.change, "ms": t.ms, "kept": t.kept
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let text = serde_json::to_string_pretty(&serde_json::json!({
+            "key": wgrnn::tune::AdapterKey::of(ctx.adapter_info()),
+            "classes": v,
+        }))
+        .map_err(|e| Error::config(format!("{}: {e}", j.display())))?;
+        wgrnn::files::write_atomic(j, text.as_bytes())?;
+    }
+    if a.dry_run {
+        println!("dry run: nothing written");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let entry = wgrnn::tune::CacheEntry {
+        key: wgrnn::tune::AdapterKey::of(ctx.adapter_info()),
+        classes: outcomes.into_iter().map(|o| (o.class, o.tuned)).collect(),
+    };
+    wgrnn::tune::write_cache(&path, entry)?;
+    println!("wrote {}", path.display());
     Ok(ExitCode::SUCCESS)
 }

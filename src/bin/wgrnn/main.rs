@@ -100,13 +100,45 @@ const BENCH_HELP: &str = "FLOP convention: the forward counts 2*G*H*(I_l + H)*B*
 direction (I_l = I for layer 0, D*H above; G = 4 LSTM, 3 GRU, 1 RNN); backward counts twice the \
 forward, train three times. us_per_step = the whole stack's time / T. Times are medians after \
 warm-up; GPU time comes from timestamp queries where the adapter has them (time_source = gpu), \
-else wall time including encoding and submission (time_source = wall).";
+else wall time including encoding and submission (time_source = wall). JSON lines also carry \
+kernel_config (every kernel choice in force), shader_checks and tuned (cache, shipped or \
+built-in: where the shape class's configuration came from).";
 
 #[derive(Subcommand)]
 enum Cmd {
     /// Print the adapter, its limits and features, and machine-level measurements (copy
     /// bandwidth, GEMM rate, cost of one dispatch).
     Info,
+    /// Time candidate kernel configurations (GEMM kernel, split step, schedules) for every
+    /// shape class of a suite on this adapter; write the fastest to the local tuning cache
+    /// (`WGRNN_TUNE_CACHE`, else $XDG_CACHE_HOME/wgrnn/tune.json), which bench, forward and
+    /// the training commands then read.
+    Tune {
+        /// Suite whose shapes are timed: core, deepbench-train, deepbench-infer, smoke.
+        #[arg(long, default_value = "core")]
+        suite: String,
+        /// Only these labels of the suite (comma-separated).
+        #[arg(long)]
+        only: Option<String>,
+        /// Passes timed per shape, summed (comma-separated).
+        #[arg(long, default_value = "inference,train")]
+        passes: String,
+        /// Timed runs per candidate and pass, after one warm-up.
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        /// Cap on T while tuning (0: the suite's T).
+        #[arg(long, default_value_t = 64)]
+        max_seq: usize,
+        /// Cache file to update instead of the default.
+        #[arg(long)]
+        cache: Option<std::path::PathBuf>,
+        /// Measure and print; write no cache.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also write every trial as JSON here.
+        #[arg(long)]
+        json_out: Option<std::path::PathBuf>,
+    },
     /// Time shapes or a named suite; a human table, or one JSON object per line with --json.
     #[command(after_help = BENCH_HELP)]
     Bench {
@@ -265,6 +297,25 @@ fn main() -> ExitCode {
     };
     let res = match cli.cmd {
         Cmd::Info => engine::cmd_info(),
+        Cmd::Tune {
+            suite,
+            only,
+            passes,
+            reps,
+            max_seq,
+            cache,
+            dry_run,
+            json_out,
+        } => engine::cmd_tune(engine::TuneArgs {
+            suite: &suite,
+            only: only.as_deref(),
+            passes: &passes,
+            reps,
+            max_seq,
+            cache,
+            dry_run,
+            json_out,
+        }),
         Cmd::TrainLm(a) => lm::cmd_train(a),
         Cmd::EvalLm(a) => lm::cmd_eval(a),
         Cmd::Sample(a) => lm::cmd_sample(a),

@@ -1273,6 +1273,7 @@ pub fn train(
         }
         None => {
             let corpus = read(&opts.config)?;
+            ctx.use_tuned(opts.config.hidden, opts.config.batch);
             let m = LanguageModel::new(&ctx, &corpus.vocab, &opts.config)?;
             (corpus, m, None)
         }

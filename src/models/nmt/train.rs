@@ -363,6 +363,9 @@ impl epochs::EpochTrainer for NmtTrainer {
     fn batch_size(&self) -> usize {
         self.config.batch
     }
+    fn rnn_shape(&self) -> Option<(usize, usize)> {
+        Some((self.config.model.hidden, self.config.batch))
+    }
     fn evaluate(&self, ctx: &Context) -> Result<f64> {
         Ok(self.validate(ctx)?.score / 100.0)
     }

@@ -145,6 +145,10 @@ impl epochs::EpochTrainer for UnmtRun {
     fn batch_size(&self) -> usize {
         2 * self.tr.model.config.batch
     }
+    fn rnn_shape(&self) -> Option<(usize, usize)> {
+        let c = &self.tr.model.config;
+        Some((c.model.hidden, c.batch))
+    }
     fn evaluate(&self, ctx: &Context) -> Result<f64> {
         let b = self.validate_first(ctx, self.val.src.len())?;
         self.val_bleu.set(b);
