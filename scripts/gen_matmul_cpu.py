@@ -45,9 +45,14 @@ def vec4_kernel():
     for r in range(R):
         L.append(f"  var a{r}: vec4<f32>;")
     L.append("  if (A_MCONTIG) {")
+    # Each vec4 read's first row is clamped to the vec4 holding row M - 1 (the view's start
+    # and a_cs are multiples of 4, so the vec4 starting at row (M - 1) & ~3 holds it): the
+    # last block never reads a vec4 past the view's last element. A clamped group's rows
+    # m0 + 4h.. are all >= M, so they feed only rows that are never stored.
+    L.append("    let am_last = (p.m - 1u) & ~3u;")
     for q in range(4):
         for h in range(R // 4):
-            L.append(f"    let am{q}_{h} = av[(ba + kq.{Q[q]} * p.a_cs + m0 + {4*h}u) >> 2u];")
+            L.append(f"    let am{q}_{h} = av[(ba + kq.{Q[q]} * p.a_cs + min(m0 + {4*h}u, am_last)) >> 2u];")
     for r in range(R):
         L.append(f"    a{r} = vec4<f32>(am0_{r//4}.{Q[r%4]}, am1_{r//4}.{Q[r%4]}, am2_{r//4}.{Q[r%4]}, am3_{r//4}.{Q[r%4]});")
     L.append("  } else {")
@@ -65,9 +70,12 @@ def vec4_kernel():
         for h in range(H):
             L.append(f"    b{q}_{h} = vec4<f32>(bt{4*h}.{Q[q]}, bt{4*h+1}.{Q[q]}, bt{4*h+2}.{Q[q]}, bt{4*h+3}.{Q[q]});")
     L.append("  } else {")
+    # As for A along m: clamped to the vec4 holding column N - 1; a clamped group's columns
+    # n0 + 4h.. are all >= N, which store4 never writes.
+    L.append("    let bn_last = (p.n - 1u) & ~3u;")
     for q in range(4):
         for h in range(H):
-            L.append(f"    b{q}_{h} = bv[(bb + kq.{Q[q]} * p.b_rs + n0 + {4*h}u) >> 2u];")
+            L.append(f"    b{q}_{h} = bv[(bb + kq.{Q[q]} * p.b_rs + min(n0 + {4*h}u, bn_last)) >> 2u];")
     L.append("  }")
     # masks: zero depth components past K in both operands (0 * garbage could be NaN)
     L.append("  let z4 = vec4<f32>(0.0);")
@@ -177,7 +185,9 @@ HEADER = """//! GEMM kernels for CPU Vulkan drivers (lavapipe): C[z] = alpha * s
 //!   matmul_vec4    vec4 loads; needs every offset and row stride to be a multiple of 4. A is
 //!                  read along k (a_cs = 1) or, with A_MCONTIG, along m (a_rs = 1: a transposed
 //!                  operand such as dG^T); B along n (b_cs = 1) or, with B_KCONTIG, along k
-//!                  (b_rs = 1: W^T read from W as stored)
+//!                  (b_rs = 1: W^T read from W as stored); the rows / columns a load reads
+//!                  are clamped so that no load reaches past the vec4 holding an operand's
+//!                  last element
 //!   matmul_block   scalar loads, any strides
 //! Summation order over k (and over the summed batches i) is sequential, so results are
 //! deterministic.

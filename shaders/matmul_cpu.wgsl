@@ -10,7 +10,9 @@
 //!   matmul_vec4    vec4 loads; needs every offset and row stride to be a multiple of 4. A is
 //!                  read along k (a_cs = 1) or, with A_MCONTIG, along m (a_rs = 1: a transposed
 //!                  operand such as dG^T); B along n (b_cs = 1) or, with B_KCONTIG, along k
-//!                  (b_rs = 1: W^T read from W as stored)
+//!                  (b_rs = 1: W^T read from W as stored); the rows / columns a load reads
+//!                  are clamped so that no load reaches past the vec4 holding an operand's
+//!                  last element
 //!   matmul_block   scalar loads, any strides
 //! Summation order over k (and over the summed batches i) is sequential, so results are
 //! deterministic.
@@ -193,22 +195,23 @@ fn vec4_block(ba: u32, bb: u32, k: u32, m0: u32, n0: u32, kv: vec4<bool>) {
   var a14: vec4<f32>;
   var a15: vec4<f32>;
   if (A_MCONTIG) {
-    let am0_0 = av[(ba + kq.x * p.a_cs + m0 + 0u) >> 2u];
-    let am0_1 = av[(ba + kq.x * p.a_cs + m0 + 4u) >> 2u];
-    let am0_2 = av[(ba + kq.x * p.a_cs + m0 + 8u) >> 2u];
-    let am0_3 = av[(ba + kq.x * p.a_cs + m0 + 12u) >> 2u];
-    let am1_0 = av[(ba + kq.y * p.a_cs + m0 + 0u) >> 2u];
-    let am1_1 = av[(ba + kq.y * p.a_cs + m0 + 4u) >> 2u];
-    let am1_2 = av[(ba + kq.y * p.a_cs + m0 + 8u) >> 2u];
-    let am1_3 = av[(ba + kq.y * p.a_cs + m0 + 12u) >> 2u];
-    let am2_0 = av[(ba + kq.z * p.a_cs + m0 + 0u) >> 2u];
-    let am2_1 = av[(ba + kq.z * p.a_cs + m0 + 4u) >> 2u];
-    let am2_2 = av[(ba + kq.z * p.a_cs + m0 + 8u) >> 2u];
-    let am2_3 = av[(ba + kq.z * p.a_cs + m0 + 12u) >> 2u];
-    let am3_0 = av[(ba + kq.w * p.a_cs + m0 + 0u) >> 2u];
-    let am3_1 = av[(ba + kq.w * p.a_cs + m0 + 4u) >> 2u];
-    let am3_2 = av[(ba + kq.w * p.a_cs + m0 + 8u) >> 2u];
-    let am3_3 = av[(ba + kq.w * p.a_cs + m0 + 12u) >> 2u];
+    let am_last = (p.m - 1u) & ~3u;
+    let am0_0 = av[(ba + kq.x * p.a_cs + min(m0 + 0u, am_last)) >> 2u];
+    let am0_1 = av[(ba + kq.x * p.a_cs + min(m0 + 4u, am_last)) >> 2u];
+    let am0_2 = av[(ba + kq.x * p.a_cs + min(m0 + 8u, am_last)) >> 2u];
+    let am0_3 = av[(ba + kq.x * p.a_cs + min(m0 + 12u, am_last)) >> 2u];
+    let am1_0 = av[(ba + kq.y * p.a_cs + min(m0 + 0u, am_last)) >> 2u];
+    let am1_1 = av[(ba + kq.y * p.a_cs + min(m0 + 4u, am_last)) >> 2u];
+    let am1_2 = av[(ba + kq.y * p.a_cs + min(m0 + 8u, am_last)) >> 2u];
+    let am1_3 = av[(ba + kq.y * p.a_cs + min(m0 + 12u, am_last)) >> 2u];
+    let am2_0 = av[(ba + kq.z * p.a_cs + min(m0 + 0u, am_last)) >> 2u];
+    let am2_1 = av[(ba + kq.z * p.a_cs + min(m0 + 4u, am_last)) >> 2u];
+    let am2_2 = av[(ba + kq.z * p.a_cs + min(m0 + 8u, am_last)) >> 2u];
+    let am2_3 = av[(ba + kq.z * p.a_cs + min(m0 + 12u, am_last)) >> 2u];
+    let am3_0 = av[(ba + kq.w * p.a_cs + min(m0 + 0u, am_last)) >> 2u];
+    let am3_1 = av[(ba + kq.w * p.a_cs + min(m0 + 4u, am_last)) >> 2u];
+    let am3_2 = av[(ba + kq.w * p.a_cs + min(m0 + 8u, am_last)) >> 2u];
+    let am3_3 = av[(ba + kq.w * p.a_cs + min(m0 + 12u, am_last)) >> 2u];
     a0 = vec4<f32>(am0_0.x, am1_0.x, am2_0.x, am3_0.x);
     a1 = vec4<f32>(am0_0.y, am1_0.y, am2_0.y, am3_0.y);
     a2 = vec4<f32>(am0_0.z, am1_0.z, am2_0.z, am3_0.z);
@@ -293,22 +296,23 @@ fn vec4_block(ba: u32, bb: u32, k: u32, m0: u32, n0: u32, kv: vec4<bool>) {
     b3_2 = vec4<f32>(bt8.w, bt9.w, bt10.w, bt11.w);
     b3_3 = vec4<f32>(bt12.w, bt13.w, bt14.w, bt15.w);
   } else {
-    b0_0 = bv[(bb + kq.x * p.b_rs + n0 + 0u) >> 2u];
-    b0_1 = bv[(bb + kq.x * p.b_rs + n0 + 4u) >> 2u];
-    b0_2 = bv[(bb + kq.x * p.b_rs + n0 + 8u) >> 2u];
-    b0_3 = bv[(bb + kq.x * p.b_rs + n0 + 12u) >> 2u];
-    b1_0 = bv[(bb + kq.y * p.b_rs + n0 + 0u) >> 2u];
-    b1_1 = bv[(bb + kq.y * p.b_rs + n0 + 4u) >> 2u];
-    b1_2 = bv[(bb + kq.y * p.b_rs + n0 + 8u) >> 2u];
-    b1_3 = bv[(bb + kq.y * p.b_rs + n0 + 12u) >> 2u];
-    b2_0 = bv[(bb + kq.z * p.b_rs + n0 + 0u) >> 2u];
-    b2_1 = bv[(bb + kq.z * p.b_rs + n0 + 4u) >> 2u];
-    b2_2 = bv[(bb + kq.z * p.b_rs + n0 + 8u) >> 2u];
-    b2_3 = bv[(bb + kq.z * p.b_rs + n0 + 12u) >> 2u];
-    b3_0 = bv[(bb + kq.w * p.b_rs + n0 + 0u) >> 2u];
-    b3_1 = bv[(bb + kq.w * p.b_rs + n0 + 4u) >> 2u];
-    b3_2 = bv[(bb + kq.w * p.b_rs + n0 + 8u) >> 2u];
-    b3_3 = bv[(bb + kq.w * p.b_rs + n0 + 12u) >> 2u];
+    let bn_last = (p.n - 1u) & ~3u;
+    b0_0 = bv[(bb + kq.x * p.b_rs + min(n0 + 0u, bn_last)) >> 2u];
+    b0_1 = bv[(bb + kq.x * p.b_rs + min(n0 + 4u, bn_last)) >> 2u];
+    b0_2 = bv[(bb + kq.x * p.b_rs + min(n0 + 8u, bn_last)) >> 2u];
+    b0_3 = bv[(bb + kq.x * p.b_rs + min(n0 + 12u, bn_last)) >> 2u];
+    b1_0 = bv[(bb + kq.y * p.b_rs + min(n0 + 0u, bn_last)) >> 2u];
+    b1_1 = bv[(bb + kq.y * p.b_rs + min(n0 + 4u, bn_last)) >> 2u];
+    b1_2 = bv[(bb + kq.y * p.b_rs + min(n0 + 8u, bn_last)) >> 2u];
+    b1_3 = bv[(bb + kq.y * p.b_rs + min(n0 + 12u, bn_last)) >> 2u];
+    b2_0 = bv[(bb + kq.z * p.b_rs + min(n0 + 0u, bn_last)) >> 2u];
+    b2_1 = bv[(bb + kq.z * p.b_rs + min(n0 + 4u, bn_last)) >> 2u];
+    b2_2 = bv[(bb + kq.z * p.b_rs + min(n0 + 8u, bn_last)) >> 2u];
+    b2_3 = bv[(bb + kq.z * p.b_rs + min(n0 + 12u, bn_last)) >> 2u];
+    b3_0 = bv[(bb + kq.w * p.b_rs + min(n0 + 0u, bn_last)) >> 2u];
+    b3_1 = bv[(bb + kq.w * p.b_rs + min(n0 + 4u, bn_last)) >> 2u];
+    b3_2 = bv[(bb + kq.w * p.b_rs + min(n0 + 8u, bn_last)) >> 2u];
+    b3_3 = bv[(bb + kq.w * p.b_rs + min(n0 + 12u, bn_last)) >> 2u];
   }
   let z4 = vec4<f32>(0.0);
   a0 = select(z4, a0, kv);

@@ -16,7 +16,10 @@
 //!                      dictionary induction): u(seed, row0 + i, j) < keep, else -3e38, u the
 //!                      top 24 bits of mix(seed ^ mix((row0 + i) * 0x9e3779b9 + j)) / 2^24
 //!   row_mean           r[i] = mean_t vals[i, t] over the k columns                  [M]
-//! Ids are validated on the host. Every sum runs in a fixed order: results are deterministic.
+//! Ids are validated on the host; an id >= V the host could not validate never indexes a table:
+//! its row reads as NaN (as in embedding_forward), so the pair's loss, the coefficient of its
+//! slot (of every slot for a center) and the gradient rows it reaches are NaN. Every sum runs
+//! in a fixed order: results are deterministic.
 
 struct WordVec {
   n: u32,       // pairs N (csls, row_mean: rows M)
@@ -25,11 +28,13 @@ struct WordVec {
   flags: u32,   // sgns_loss_sum: 1 = accumulate into total; csls_scores: the mask's seed
   scale: f32,   // the loss's scale (1 / N for a mean); csls_scores: the keep probability
   row0: u32,    // csls_scores: the first row's index in the whole matrix
-  pad1: u32,
-  pad2: u32,
+  vocab: u32,   // V (sgns_*): ids >= V read NaN rows
+  pad: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: WordVec;
+
+const NAN_BITS: u32 = 0x7fc00000u;   // quiet NaN: the row of an id the host could not validate
 
 fn softplus(x: f32) -> f32 {
   return max(x, 0.0) + log(1.0 + exp(-abs(x)));
@@ -48,10 +53,20 @@ fn sgns_forward(@builtin(global_invocation_id) gid: vec3<u32>,
                 @builtin(num_workgroups) nwg: vec3<u32>) {
   let n = gid.x + gid.y * nwg.x * 64u;
   if (n >= p.n) { return; }
-  let c = f_centers[n] * p.dim;
+  let cid = f_centers[n];
+  let c = cid * p.dim;   // used only when cid < V
   var loss = 0.0;
+  var bad = cid >= p.vocab;
   for (var j = 0u; j < p.slots; j++) {
-    let o = f_contexts[n * p.slots + j] * p.dim;
+    let oid = f_contexts[n * p.slots + j];
+    // An id >= V: NaN coefficient and loss, explicitly (no table read, no reliance on NaN
+    // propagating through the arithmetic).
+    if (cid >= p.vocab || oid >= p.vocab) {
+      bad = true;
+      f_coef[n * p.slots + j] = bitcast<f32>(NAN_BITS);
+      continue;
+    }
+    let o = oid * p.dim;
     var s = 0.0;
     for (var d = 0u; d < p.dim; d++) { s += f_win[c + d] * f_wout[o + d]; }
     let sig = 1.0 / (1.0 + exp(-s));
@@ -59,6 +74,7 @@ fn sgns_forward(@builtin(global_invocation_id) gid: vec3<u32>,
     if (j == 0u) { label = 1.0; loss += softplus(-s); } else { loss += softplus(s); }
     f_coef[n * p.slots + j] = (sig - label) * p.scale;
   }
+  if (bad) { loss = bitcast<f32>(NAN_BITS); }
   f_loss[n] = loss;
 }
 
@@ -76,9 +92,13 @@ fn sgns_center_grad(@builtin(global_invocation_id) gid: vec3<u32>,
   let n = i / p.dim;
   let d = i % p.dim;
   var acc = 0.0;
+  var bad = false;
   for (var j = 0u; j < p.slots; j++) {
-    acc += c_coef[n * p.slots + j] * c_wout[c_contexts[n * p.slots + j] * p.dim + d];
+    let oid = c_contexts[n * p.slots + j];
+    if (oid >= p.vocab) { bad = true; continue; }   // a NaN row: never read
+    acc += c_coef[n * p.slots + j] * c_wout[oid * p.dim + d];
   }
+  if (bad) { acc = bitcast<f32>(NAN_BITS); }
   c_out[i] = acc;
 }
 
@@ -95,7 +115,10 @@ fn sgns_context_grad(@builtin(global_invocation_id) gid: vec3<u32>,
   if (i >= p.n * p.slots * p.dim) { return; }
   let row = i / p.dim;
   let d = i % p.dim;
-  x_out[i] = x_coef[row] * x_win[x_centers[row / p.slots] * p.dim + d];
+  let cid = x_centers[row / p.slots];
+  var v = bitcast<f32>(NAN_BITS);   // a NaN row for an id >= V: never read
+  if (cid < p.vocab) { v = x_coef[row] * x_win[cid * p.dim + d]; }
+  x_out[i] = v;
 }
 
 // sgns_loss_sum bindings

@@ -2,7 +2,7 @@
 
 use super::{R, RW, check_extent, grid_1d};
 use crate::encoder::Recorder;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::pipeline::KernelSpec;
 use crate::shaders::Shader;
 use crate::tensor::Tensor;
@@ -15,6 +15,10 @@ const STEP: KernelSpec = KernelSpec {
 
 /// Lanes per sentence (the WGSL `WG`).
 const WG: usize = 64;
+
+/// The largest K (the WGSL `MAX_K`): the kernel's private arrays hold K beams and 2K
+/// candidates.
+const MAX_K: usize = 32;
 
 /// Sizes of one step: B, K, V, L, the step t, whether it is the last, `</s>`, T, alpha.
 pub(crate) struct BeamStep {
@@ -40,6 +44,27 @@ pub(crate) fn beam_step(
     reorder: &Tensor,
     rows: &Tensor,
 ) -> Result<()> {
+    // The kernel's private arrays hold at most MAX_K beams (2 * MAX_K candidates), it writes
+    // history row t (of `steps`) and divides candidate indices by V; the sizes below also keep
+    // the extent arithmetic from underflowing.
+    if !(1..=MAX_K).contains(&s.k) {
+        return Err(Error::config(format!(
+            "beam size {} must lie in 1..={MAX_K}",
+            s.k
+        )));
+    }
+    if s.t >= s.steps {
+        return Err(Error::config(format!(
+            "beam step {} is past the length limit {}",
+            s.t, s.steps
+        )));
+    }
+    if s.vocab == 0 || s.batch == 0 || s.layers == 0 {
+        return Err(Error::config(format!(
+            "a beam step needs a vocabulary, sentences and layers (V {}, B {}, L {})",
+            s.vocab, s.batch, s.layers
+        )));
+    }
     let bk = s.batch * s.k;
     check_extent("beam log-probabilities", logp, bk * s.vocab - 1)?;
     check_extent(

@@ -2,7 +2,7 @@
 
 use super::{R, RW, check_extent, grid_1d};
 use crate::encoder::Recorder;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::pipeline::KernelSpec;
 use crate::reference::dropout::threshold;
 use crate::shaders::Shader;
@@ -33,6 +33,19 @@ pub(crate) fn dropout(
     if len == 0 {
         return Ok(());
     }
+    // The kernel divides the element index by `units` and the row index by `batch` (u32), so
+    // both must be non-zero after the conversion; whole [B, U] blocks keep (t, b, unit) the
+    // element's coordinates.
+    let (Ok(units32), Ok(batch32)) = (u32::try_from(units), u32::try_from(batch)) else {
+        return Err(Error::Device(format!(
+            "internal: dropout block [{batch}, {units}] exceeds 32-bit sizes"
+        )));
+    };
+    if units32 == 0 || batch32 == 0 || len % (batch * units) != 0 {
+        return Err(Error::Device(format!(
+            "internal: dropout over {len} elements in blocks of [{batch}, {units}]"
+        )));
+    }
     check_extent("dropout dst", dst, len - 1)?;
     let spec = KernelSpec {
         shader: Shader::Dropout,
@@ -45,8 +58,8 @@ pub(crate) fn dropout(
     };
     let params = [
         len as u32,
-        units as u32,
-        batch as u32,
+        units32,
+        batch32,
         key.seed,
         key.stream,
         threshold(key.p),

@@ -76,6 +76,19 @@ fn check(what: &str, v: &View) -> Result<()> {
     check_extent(what, v.tensor(), v.max_index())
 }
 
+/// Checks the elements the kernels read of the input `v`: `rows x cols` at its offset and row
+/// stride, with `rows x cols` the output's (or the gather's) extents, not `v`'s own.
+fn check_read(what: &str, v: &View, rows: usize, cols: usize) -> Result<()> {
+    if rows == 0 || cols == 0 {
+        return Ok(());
+    }
+    check_extent(
+        what,
+        v.tensor(),
+        v.offset() + (rows - 1) * v.stride() + cols - 1,
+    )
+}
+
 /// `out (+)= alpha * op(a)` over `out`'s rows and columns (`a` has the same).
 pub(crate) fn unary(
     rec: &mut Recorder,
@@ -89,7 +102,8 @@ pub(crate) fn unary(
     if n == 0 {
         return Ok(());
     }
-    check("elementwise input", a)?;
+    // The kernel reads `a` over out's rows and columns.
+    check_read("elementwise input", a, out.rows(), out.cols())?;
     check("elementwise output", out)?;
     let p = params(out, alpha, accumulate, a, None, 0);
     rec.dispatch(
@@ -116,8 +130,9 @@ pub(crate) fn binary(
     if n == 0 {
         return Ok(());
     }
-    check("elementwise input a", a)?;
-    check("elementwise input b", b)?;
+    // The kernel reads `a` and `b` over out's rows and columns.
+    check_read("elementwise input a", a, out.rows(), out.cols())?;
+    check_read("elementwise input b", b, out.rows(), out.cols())?;
     check("elementwise output", out)?;
     let p = params(out, alpha, accumulate, a, Some(b), 0);
     rec.dispatch(
@@ -136,7 +151,8 @@ pub(crate) fn gather_rows(rec: &mut Recorder, a: &View, idx: &Tensor, out: &View
     if n == 0 {
         return Ok(());
     }
-    check("gather source", a)?;
+    // The kernel reads rows below a.rows() of `a`, but out's columns of each.
+    check_read("gather source", a, a.rows(), out.cols())?;
     check("gather output", out)?;
     check_extent("gather indices", idx, out.rows() - 1)?;
     let p = params(out, 1.0, false, a, None, a.rows());

@@ -82,6 +82,8 @@ pub(crate) fn softmax_ce_forward(
     check_extent("targets", targets, rows - 1)?;
     check_extent("row loss", row_loss, rows - 1)?;
     if grad {
+        // The gradient reads count[0].
+        check_extent("count", count, 0)?;
         check_extent("dlogits", dlogits, rows * vocab - 1)?;
     }
     rec.dispatch(
@@ -104,6 +106,8 @@ pub(crate) fn softmax_ce_finalize(
     if rows > 0 {
         check_extent("row loss", row_loss, rows - 1)?;
     }
+    // The mean divides by count[0].
+    check_extent("count", count, 0)?;
     check_extent("mean", mean, 0)?;
     let p = params(rows, 0, 0, false);
     rec.dispatch(FINALIZE, &[], &p, &[row_loss, count, mean], [1, 1, 1])

@@ -117,6 +117,13 @@ pub(crate) fn pool_backward(
             check_extent("pool arg-max", a, d.batch * d.cols - 1)?;
             a
         }
+        // Max pooling's backward reads arg [B, C]: no stand-in of another size will do.
+        (Kind::Max, None) => {
+            return Err(crate::error::Error::Device(
+                "internal: max pooling backward without an arg-max tensor".into(),
+            ));
+        }
+        // Mean and last pooling never read `arg`: `lengths` only fills the binding.
         _ => lengths,
     };
     let p = params(d, accumulate, dx, kind);

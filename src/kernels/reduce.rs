@@ -126,6 +126,11 @@ pub(crate) fn norm_finalize(
     max_norm: f32,
     out: &Tensor,
 ) -> Result<()> {
+    // The kernel reads parts[..nparts] and writes out[0..2].
+    if nparts > 0 {
+        check_extent("norm partials", parts, nparts - 1)?;
+    }
+    check_extent("norm", out, 1)?;
     let p = params(&[(10, max_norm.to_bits()), (11, nparts as u32)]);
     rec.dispatch(FINALIZE, &[], &p, &[parts, out], [1, 1, 1])
 }
@@ -142,6 +147,8 @@ pub(crate) fn scale_apply(
         return Ok(());
     }
     check_extent("scale_apply", x, in_off + len - 1)?;
+    // The factor is element 1 of norm_finalize's [norm, scale].
+    check_extent("scale_apply factor", factor, 1)?;
     let p = params(&[(2, in_off as u32), (8, len as u32)]);
     rec.dispatch(SCALE, &[], &p, &[factor, x], grid_1d(len, 256))
 }

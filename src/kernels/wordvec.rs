@@ -3,7 +3,7 @@
 
 use super::{R, RW, check_extent, grid_1d};
 use crate::encoder::Recorder;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::pipeline::KernelSpec;
 use crate::shaders::Shader;
 use crate::tensor::Tensor;
@@ -88,12 +88,27 @@ impl Default for CslsMask {
 
 impl SgnsDims {
     fn params(&self, flags: u32) -> [u32; 8] {
-        params(self.n, self.slots, self.dim, flags, self.scale)
+        let mut p = params(self.n, self.slots, self.dim, flags, self.scale);
+        // V: the kernels read no table row of an id >= V (a NaN row instead).
+        p[6] = self.vocab as u32;
+        p
     }
 
     fn check_tables(&self, win: &Tensor, wout: &Tensor) -> Result<()> {
-        check_extent("skip-gram input vectors", win, self.vocab * self.dim - 1)?;
-        check_extent("skip-gram output vectors", wout, self.vocab * self.dim - 1)
+        check_extent("skip-gram input vectors", win, self.table_max()?)?;
+        check_extent("skip-gram output vectors", wout, self.table_max()?)
+    }
+
+    /// The largest table element a kernel may read, `V * D - 1`; an error for an empty
+    /// batch or table (the index arithmetic below assumes N, slots, V, D >= 1).
+    fn table_max(&self) -> Result<usize> {
+        if self.n == 0 || self.slots == 0 || self.vocab == 0 || self.dim == 0 {
+            return Err(Error::Device(format!(
+                "internal: skip-gram batch of {} pairs x {} slots over a {} x {} table",
+                self.n, self.slots, self.vocab, self.dim
+            )));
+        }
+        Ok(self.vocab * self.dim - 1)
     }
 }
 
@@ -132,7 +147,10 @@ pub(crate) fn sgns_center_grad(
     coef: &Tensor,
     dcenter: &Tensor,
 ) -> Result<()> {
-    check_extent("skip-gram output vectors", wout, d.vocab * d.dim - 1)?;
+    check_extent("skip-gram output vectors", wout, d.table_max()?)?;
+    // The ids and coefficients the kernel reads, [N, slots] each.
+    check_extent("skip-gram contexts", contexts, d.n * d.slots - 1)?;
+    check_extent("skip-gram coefficients", coef, d.n * d.slots - 1)?;
     check_extent("skip-gram center gradient", dcenter, d.n * d.dim - 1)?;
     rec.dispatch(
         CENTER_GRAD,
@@ -152,7 +170,10 @@ pub(crate) fn sgns_context_grad(
     coef: &Tensor,
     dcontext: &Tensor,
 ) -> Result<()> {
-    check_extent("skip-gram input vectors", win, d.vocab * d.dim - 1)?;
+    check_extent("skip-gram input vectors", win, d.table_max()?)?;
+    // The ids [N] and coefficients [N, slots] the kernel reads.
+    check_extent("skip-gram centers", centers, d.n - 1)?;
+    check_extent("skip-gram coefficients", coef, d.n * d.slots - 1)?;
     check_extent(
         "skip-gram context gradient",
         dcontext,
@@ -230,4 +251,100 @@ pub(crate) fn row_mean(
         &[vals, out],
         grid_1d(m, 256),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    //! Ids the host could not validate (>= V) read no table row: the pair's loss, the
+    //! coefficients of the slots they reach and the gradient rows they reach are NaN, the other
+    //! pairs match the reference. Needs an adapter (CI fails without one).
+
+    use super::*;
+    use crate::context::Context;
+    use crate::reference::wordvec as r;
+    use crate::tensor::DType;
+
+    fn close(what: &str, got: f32, want: f64) {
+        assert!(
+            (got as f64 - want).abs() <= 1e-5 * want.abs().max(1.0),
+            "{what}: got {got}, want {want}"
+        );
+    }
+
+    #[test]
+    fn ids_outside_the_vocabulary_give_nan_not_reads() {
+        let ctx = match Context::new() {
+            Ok(c) => c,
+            Err(_)
+                if std::env::var("WGRNN_SKIP_GPU_TESTS").is_ok_and(|v| v == "1")
+                    && !std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") =>
+            {
+                return;
+            }
+            Err(e) => panic!("GPU tests need an adapter: {e}"),
+        };
+        // V = 3, D = 2; pair 0 valid, pair 1's center and pair 2's negative outside V.
+        let (v, dim, n, slots) = (3, 2, 3, 2);
+        let win = [0.1f32, -0.2, 0.3, 0.4, -0.5, 0.6];
+        let wout = [0.7f32, 0.2, -0.3, 0.5, 0.1, -0.4];
+        let centers = [0u32, 9, 1];
+        let contexts = [1u32, 2, 0, 1, 2, 7];
+        let t = |name, data: &[f32]| Tensor::from_f32(&ctx, name, &[data.len()], data).unwrap();
+        let (win_t, wout_t) = (t("win", &win), t("wout", &wout));
+        let centers_t = Tensor::from_u32(&ctx, "centers", &[n], &centers).unwrap();
+        let contexts_t = Tensor::from_u32(&ctx, "contexts", &[n, slots], &contexts).unwrap();
+        let e = |name, shape: &[usize]| Tensor::empty(&ctx, name, shape, DType::F32).unwrap();
+        let (coef, loss) = (e("coef", &[n, slots]), e("loss", &[n]));
+        let (dc, dx) = (e("dcenter", &[n, dim]), e("dcontext", &[n * slots, dim]));
+        let d = SgnsDims {
+            n,
+            slots,
+            dim,
+            vocab: v,
+            scale: 0.5,
+        };
+        let mut rec = Recorder::new(&ctx);
+        sgns_forward(
+            &mut rec,
+            d,
+            &win_t,
+            &wout_t,
+            &centers_t,
+            &contexts_t,
+            &coef,
+            &loss,
+        )
+        .unwrap();
+        sgns_center_grad(&mut rec, d, &wout_t, &contexts_t, &coef, &dc).unwrap();
+        sgns_context_grad(&mut rec, d, &win_t, &centers_t, &coef, &dx).unwrap();
+        rec.submit().unwrap();
+        let (coef, loss) = (coef.to_vec(&ctx).unwrap(), loss.to_vec(&ctx).unwrap());
+        let (dc, dx) = (dc.to_vec(&ctx).unwrap(), dx.to_vec(&ctx).unwrap());
+
+        let f = |x: &[f32]| x.iter().map(|&y| y as f64).collect::<Vec<_>>();
+        let (win64, wout64) = (f(&win), f(&wout));
+        // Pair 0 against the reference; slot 0 of pair 2 (both ids valid) too.
+        let (c0, l0) = r::sgns_forward(&win64, &wout64, &[0], &contexts[..2], dim, 0.5);
+        close("loss 0", loss[0], l0[0]);
+        close("coef (0, 0)", coef[0], c0[0]);
+        close("coef (0, 1)", coef[1], c0[1]);
+        let dc0 = r::sgns_center_grad(&wout64, &contexts[..2], &c0, slots, dim);
+        let dx0 = r::sgns_context_grad(&win64, &[0], &c0, dim);
+        for i in 0..dim {
+            close("dcenter 0", dc[i], dc0[i]);
+        }
+        for i in 0..slots * dim {
+            close("dcontext 0", dx[i], dx0[i]);
+        }
+        let (c2, _) = r::sgns_forward(&win64, &wout64, &[1], &[2, 0], dim, 0.5);
+        close("coef (2, 0)", coef[4], c2[0]);
+        // The sentinel: NaN wherever an id >= V is involved.
+        assert!(loss[1].is_nan() && loss[2].is_nan(), "losses {loss:?}");
+        assert!(
+            coef[2].is_nan() && coef[3].is_nan() && coef[5].is_nan(),
+            "coefficients {coef:?}"
+        );
+        assert!(dc[4..6].iter().all(|x| x.is_nan()), "dcenter {dc:?}");
+        assert!(dx[4..8].iter().all(|x| x.is_nan()), "dcontext {dx:?}");
+    }
 }

@@ -33,12 +33,34 @@ pub struct SkipGramGrads {
     pub output: Tensor,
 }
 
-/// A batch on the device: `centers [N]` and `contexts [N, K + 1]` (slot 0 the true context).
+/// A batch on the device: `centers [N]` and `contexts [N, K + 1]` (slot 0 the true context),
+/// built by [`SkipGram::batch`], which checks every id against the model's vocabulary. The
+/// fields are private so that a batch always carries the vocabulary its ids were checked
+/// against: [`SkipGram::record_loss`] refuses a batch of another vocabulary size.
 pub struct SgnsBatch {
     /// `[N]`
-    pub centers: Tensor,
+    pub(crate) centers: Tensor,
     /// `[N, K + 1]`
-    pub contexts: Tensor,
+    pub(crate) contexts: Tensor,
+    /// The V the ids were checked against (all ids are below it).
+    pub(crate) vocab: usize,
+}
+
+impl SgnsBatch {
+    /// `centers [N]`.
+    pub fn centers(&self) -> &Tensor {
+        &self.centers
+    }
+
+    /// `contexts [N, K + 1]`.
+    pub fn contexts(&self) -> &Tensor {
+        &self.contexts
+    }
+
+    /// The vocabulary size V the batch's ids were checked against.
+    pub fn vocab(&self) -> usize {
+        self.vocab
+    }
 }
 
 impl SkipGram {
@@ -103,11 +125,13 @@ impl SkipGram {
                 &[n, contexts.len() / n],
                 contexts,
             )?,
+            vocab: v,
         })
     }
 
     /// Records the loss of `bt` times `scale` into `total [1]` (added to its content when
     /// `accumulate`) and, given `g`, the gradients of both tables (added to `g`'s content).
+    /// `bt` must come from [`SkipGram::batch`] of a model with this vocabulary size.
     pub fn record_loss(
         &self,
         rec: &mut Recorder,
@@ -117,6 +141,18 @@ impl SkipGram {
         accumulate: bool,
         g: Option<&SkipGramGrads>,
     ) -> Result<()> {
+        // The batch's ids were checked against its own V only: one of another model's
+        // vocabulary could name rows this model's tables do not have.
+        if bt.vocab != self.vocab() {
+            return Err(Error::shape(
+                "skip-gram batch",
+                format!(
+                    "built for a vocabulary of {} words, the model has {}",
+                    bt.vocab,
+                    self.vocab()
+                ),
+            ));
+        }
         let ctx = rec.ctx();
         let (n, slots) = (bt.centers.numel(), bt.contexts.shape()[1]);
         check_shape("skip-gram loss total", total.shape(), &[1])?;

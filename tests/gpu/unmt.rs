@@ -69,6 +69,14 @@ fn sgns_loss_and_gradients_match_the_reference() {
     assert!(e.contains("contexts"), "{e}");
     let e = sg.batch(ctx, &[0], &[1]).err().unwrap().to_string();
     assert!(e.contains("K >= 1"), "{e}");
+    // A batch checked against another vocabulary is refused: its ids may name missing rows.
+    let big = SkipGram::random(ctx, 5, 2, 1).unwrap();
+    let bt = big.batch(ctx, &[4], &[4, 0]).unwrap();
+    let total = Tensor::zeros(ctx, "total", &[1]).unwrap();
+    let mut rec = Recorder::new(ctx);
+    let e = sg.record_loss(&mut rec, &bt, 1.0, &total, false, None);
+    let e = e.err().unwrap().to_string();
+    assert!(e.contains("vocabulary of 5 words"), "{e}");
 }
 
 /// f32 similarities (<= 13-term dot products) against f64, a mean of k of them: 1e-5.
