@@ -9,9 +9,12 @@
 #                        tune-trials.json every candidate and its time
 #   3. PyTorch/cuDNN     compare-SUITE.md (table + the two summary lines), .json, .log: skipped
 #                                      without torch and CUDA (lavapipe)
-#   4. levers            levers.jsonl  the suite with and without each lever, one JSON line per
+#   4. levers            levers.jsonl  the suite with and without each lever (trusted modules,
+#                                      matmul_micro, split step, f16 tensor cores, the tuned
+#                                      cache), one JSON line per
 #                                      shape and pass (env and lever keys added); levers-old.jsonl
-#                                      the earlier levers (scripts/levers.sh)
+#                                      the earlier levers (scripts/levers.sh); coop-check.jsonl
+#                                      the f16 mode against the f64 reference
 #   timing.txt           seconds per section
 # Usage: bash scripts/gpu_bench.sh [suite] [passes]     (suite: core on a GPU; smoke on lavapipe)
 # On an H100/H200 the whole run takes about 6-8 minutes with the core suite.
@@ -75,8 +78,13 @@ lever modules checked WGRNN_SHADER_CHECKS=1
 lever gemm large WGRNN_GEMM=large
 lever gemm micro WGRNN_GEMM=micro
 for s in 1 2 4 8; do lever step_split "$s" WGRNN_STEP_SPLIT=$s; done
+lever precision f32 WGRNN_PRECISION=f32
+lever precision f16 WGRNN_PRECISION=f16   # tensor cores; refused in one line where not offered
 lever tuning shipped WGRNN_TUNE_CACHE=off
 lever tuning cache WGRNN_TUNE_CACHE="$OUT/tune.json"
+# The f16 mode's conformance against the f64 reference (its measured error for NUMERICS.md).
+WGRNN_PRECISION=f16 "$W" bench --suite smoke --quick --check --json > "$OUT/coop-check.jsonl" 2> "$OUT/coop-check.log"
+echo "f16 precision check: exit $? (2: not offered here)" | tee -a "$OUT/coop-check.log"
 section levers
 # Summary of the levers: summed median ms per lever value and pass.
 python3 - "$OUT/levers.jsonl" <<'EOF' | tee "$OUT/levers.md"

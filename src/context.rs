@@ -31,6 +31,51 @@ pub enum KernelVariant {
     Simple,
 }
 
+/// The arithmetic of the GEMMs (and, through the split step, the recurrent products).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// f32 throughout: the default and the contract of the conformance suite.
+    F32,
+    /// Opt-in (`WGRNN_PRECISION=f16`): GEMM inputs rounded to f16, f32 accumulation, on
+    /// tensor cores through wgpu's experimental cooperative matrices (`matmul_coop`). Only on
+    /// adapters offering 16x16x16 f16 -> f32 matrices with 32-lane subgroups.
+    F16,
+}
+
+/// Why `adapter` cannot run [`Precision::F16`], or `None` when it can.
+fn coop_unsupported(adapter: &wgpu::Adapter) -> Option<String> {
+    let info = adapter.get_info();
+    let f = adapter.features();
+    let need = wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX | wgpu::Features::SHADER_F16;
+    if !f.contains(need) {
+        return Some(format!(
+            "{} offers no cooperative matrices with f16 (features: cooperative-matrix {}, shader-f16 {})",
+            info.name,
+            f.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX),
+            f.contains(wgpu::Features::SHADER_F16)
+        ));
+    }
+    let ok = adapter.cooperative_matrix_properties().iter().any(|p| {
+        (p.m_size, p.n_size, p.k_size) == (16, 16, 16)
+            && p.ab_type == wgpu::wgt::CooperativeScalarType::F16
+            && p.cr_type == wgpu::wgt::CooperativeScalarType::F32
+    });
+    if !ok {
+        return Some(format!(
+            "{} has no 16x16x16 f16 x f16 -> f32 cooperative matrix",
+            info.name
+        ));
+    }
+    if (info.subgroup_min_size, info.subgroup_max_size) != (32, 32) {
+        return Some(format!(
+            "{} has subgroups of {}..{} lanes (matmul_coop needs 32)",
+            info.name, info.subgroup_min_size, info.subgroup_max_size
+        ));
+    }
+    None
+}
+
 /// When a unidirectional inference forward runs as one single-workgroup `seq_forward` dispatch
 /// instead of one dispatch per (wavefront) step. `WGRNN_PERSISTENT=auto|always|never` sets it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -193,6 +238,8 @@ pub struct Context {
     variant: Mutex<KernelVariant>,
     /// Modules built with wgpu's runtime checks (`WGRNN_SHADER_CHECKS=1`) instead of trusted.
     shader_checks: bool,
+    precision: Precision,
+    coop_props: Vec<String>,
     gemm_micro: std::sync::atomic::AtomicBool,
     step_split: std::sync::atomic::AtomicUsize,
     /// The tuning tables in force: the shipped defaults, plus the local cache once loaded.
@@ -305,13 +352,48 @@ impl Context {
             | wgpu::Features::SUBGROUP
             | wgpu::Features::SHADER_F16;
         let adapter_features = adapter.features();
-        let features = adapter_features & wanted;
+        let precision = match std::env::var("WGRNN_PRECISION").as_deref() {
+            Ok("f16") => Precision::F16,
+            Ok("f32") | Err(_) => Precision::F32,
+            Ok(other) => {
+                return Err(Error::config(format!(
+                    "WGRNN_PRECISION={other:?}: expected f32 or f16"
+                )));
+            }
+        };
+        let mut features = adapter_features & wanted;
+        let mut experimental = wgpu::ExperimentalFeatures::disabled();
+        if precision == Precision::F16 {
+            if let Some(why) = coop_unsupported(&adapter) {
+                return Err(Error::config(format!("WGRNN_PRECISION=f16: {why}")));
+            }
+            features |= wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX;
+            // SAFETY: wgpu's experimental cooperative matrices are opted into by the user
+            // (WGRNN_PRECISION=f16); only matmul_coop uses them.
+            experimental = unsafe { wgpu::ExperimentalFeatures::enabled() };
+        }
+        let coop_props =
+            if adapter_features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
+                adapter
+                    .cooperative_matrix_properties()
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "{}x{}x{} {:?}->{:?}",
+                            p.m_size, p.n_size, p.k_size, p.ab_type, p.cr_type
+                        )
+                        .to_lowercase()
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("wgrnn"),
             required_features: features,
             required_limits: limits.clone(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            experimental_features: experimental,
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))
@@ -386,6 +468,8 @@ impl Context {
             adapter_features,
             variant: Mutex::new(variant),
             shader_checks,
+            precision,
+            coop_props,
             gemm_micro: gemm_micro.into(),
             step_split: step_split.into(),
             tune,
@@ -471,6 +555,12 @@ impl Context {
         ]
     }
 
+    /// The adapter's cooperative-matrix configurations (`MxNxK ab->cr`), empty when it offers
+    /// none.
+    pub fn cooperative_matrices(&self) -> Vec<String> {
+        self.coop_props.clone()
+    }
+
     /// Which kernel implementations this context uses (`WGRNN_KERNELS=tiled|simple`
     /// overrides the choice by adapter type).
     pub fn variant(&self) -> KernelVariant {
@@ -491,6 +581,11 @@ impl Context {
     /// they are trusted, built without them (fixed when the context is created).
     pub fn shader_checks(&self) -> bool {
         self.shader_checks
+    }
+
+    /// The GEMMs' arithmetic (fixed when the context is created: `WGRNN_PRECISION`).
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// Whether large GEMMs of the tiled variant run the register-tiled `matmul_micro` kernel

@@ -34,7 +34,7 @@ pub mod shaders;
 pub mod tensor;
 pub mod tune;
 
-pub use context::{Context, KernelVariant, Persistent};
+pub use context::{Context, KernelVariant, Persistent, Precision};
 pub use encoder::{Recorder, Submitted};
 pub use error::{Error, Result};
 pub use rnn::{

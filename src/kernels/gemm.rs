@@ -2,7 +2,7 @@
 
 use super::transpose::copy_strided;
 use super::{R, RW, check_extent};
-use crate::context::KernelVariant;
+use crate::context::{KernelVariant, Precision};
 use crate::encoder::Recorder;
 use crate::error::Result;
 use crate::pipeline::KernelSpec;
@@ -22,6 +22,11 @@ const LARGE: KernelSpec = KernelSpec {
 const MICRO: KernelSpec = KernelSpec {
     shader: Shader::MatmulMicro,
     entry: "matmul_micro",
+    bindings: &[R, R, R, RW],
+};
+const COOP: KernelSpec = KernelSpec {
+    shader: Shader::MatmulCoop,
+    entry: "matmul_coop",
     bindings: &[R, R, R, RW],
 };
 const REDUCE: KernelSpec = KernelSpec {
@@ -317,12 +322,16 @@ pub(crate) fn gemm_partials(
         ss: z * m * n,
     };
     let params = gemm_words(&dims, &a, &b, c, (0, 0, 0), 1.0, ksplit, kchunk);
+    let (spec, tile) = match rec.ctx().precision() {
+        Precision::F16 => (COOP, 32),
+        Precision::F32 => (TILED, 64),
+    };
     let groups = [
-        n.div_ceil(64) as u32,
-        m.div_ceil(64) as u32,
+        n.div_ceil(tile) as u32,
+        m.div_ceil(tile) as u32,
         (z * ksplit) as u32,
     ];
-    rec.dispatch(TILED, &[], &params, &[a.t, b.t, a.t, parts], groups)?;
+    rec.dispatch(spec, &[], &params, &[a.t, b.t, a.t, parts], groups)?;
     Ok(ksplit)
 }
 
@@ -379,6 +388,8 @@ pub(crate) fn gemm(
     }
     let mut constants: Vec<(&'static str, u32)> = Vec::new();
     let (spec, tile) = match ctx.variant() {
+        // The opt-in tensor-core path takes every GEMM (32x32 tiles, scalar loads).
+        _ if ctx.precision() == Precision::F16 => (COOP, 32),
         // 128x128 tiles only where they still give a few workgroups per compute unit.
         // The register-tiled kernel where the tuner chose it: vec4 loads per operand whose
         // layout allows them (1: along its second index, 2: along its first; 0: scalar).

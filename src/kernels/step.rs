@@ -232,7 +232,13 @@ impl StepDims {
         if ctx.variant() != KernelVariant::Tiled || self.f16 || self.gemv(ctx, 1) {
             return 1;
         }
-        ctx.step_split().min(self.hidden / 16).max(1)
+        // With tensor-core GEMMs (opt-in f16 precision) the recurrent product goes through
+        // them too: at least two splits.
+        let want = match ctx.precision() {
+            crate::context::Precision::F16 => ctx.step_split().max(2),
+            crate::context::Precision::F32 => ctx.step_split(),
+        };
+        want.min(self.hidden / 16).max(1)
     }
 
     /// Whether the register-blocked CPU step kernels (`recurrent_cpu.wgsl`) take this layer:

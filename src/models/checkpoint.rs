@@ -121,6 +121,7 @@ pub fn kernel_config(ctx: &Context) -> Value {
     let mut v = json!({
         "adapter": ctx.adapter_name(),
         "shader_checks": ctx.shader_checks(),
+        "precision": ctx.precision(),
     });
     if let (Some(m), Ok(Value::Object(cfg))) =
         (v.as_object_mut(), serde_json::to_value(ctx.kernel_config()))
@@ -146,6 +147,19 @@ pub fn context_for(config: Option<&Value>) -> Result<Context> {
         Some("simple") => Context::with_variant(KernelVariant::Simple)?,
         _ => Context::new()?,
     };
+    // The GEMMs' precision is fixed per context (WGRNN_PRECISION): a resumed run must use the
+    // recorded one (older checkpoints are f32).
+    let recorded = k.get("precision").and_then(Value::as_str).unwrap_or("f32");
+    let current = match ctx.precision() {
+        crate::Precision::F32 => "f32",
+        crate::Precision::F16 => "f16",
+    };
+    if recorded != current {
+        return Err(Error::config(format!(
+            "the checkpoint was trained with WGRNN_PRECISION={recorded}, this run has {current}: \
+             set WGRNN_PRECISION={recorded} to resume it"
+        )));
+    }
     // Every field recorded (checkpoints since the tuner): taken whole, the environment
     // notwithstanding.
     if let Ok(cfg) = serde_json::from_value::<crate::tune::KernelConfig>(k.clone()) {

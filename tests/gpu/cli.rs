@@ -214,3 +214,37 @@ fn tune_writes_a_cache_that_bench_reads() {
     assert!(msgs.len() == 1 && msgs[0].contains("tune.json"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The opt-in tensor-core precision: on an adapter with cooperative matrices, `bench --check`
+/// passes against the f64 reference within the f16 bound (the conformance test of
+/// `matmul_coop`, GEMMs and split recurrent products); elsewhere it is refused in one line
+/// naming the setting, exit status 2.
+#[test]
+fn f16_precision_runs_checked_or_is_refused() {
+    use std::process::Command;
+    let Some(ctx) = crate::common::gpu() else {
+        return;
+    };
+    let offered = ctx
+        .compute_features()
+        .iter()
+        .any(|(n, on)| n.starts_with("cooperative-matrix") && *on);
+    let out = Command::new(env!("CARGO_BIN_EXE_wgrnn"))
+        .args(["bench", "--suite", "smoke", "--quick", "--check"])
+        .env("WGRNN_PRECISION", "f16")
+        .env("WGRNN_TUNE_CACHE", "off")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let code = out.status.code().unwrap_or(-1);
+    let msgs: Vec<&str> = err.lines().filter(|l| l.starts_with("wgrnn:")).collect();
+    if offered && !msgs.iter().any(|m| m.contains("WGRNN_PRECISION")) {
+        assert_eq!(code, 0, "{err}");
+    } else {
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            msgs.len() == 1 && msgs[0].contains("WGRNN_PRECISION=f16"),
+            "{err}"
+        );
+    }
+}

@@ -101,8 +101,9 @@ direction (I_l = I for layer 0, D*H above; G = 4 LSTM, 3 GRU, 1 RNN); backward c
 forward, train three times. us_per_step = the whole stack's time / T. Times are medians after \
 warm-up; GPU time comes from timestamp queries where the adapter has them (time_source = gpu), \
 else wall time including encoding and submission (time_source = wall). JSON lines also carry \
-kernel_config (every kernel choice in force), shader_checks and tuned (cache, shipped or \
-built-in: where the shape class's configuration came from).";
+kernel_config (every kernel choice in force), shader_checks, tuned (cache, shipped or built-in: \
+where the shape class's configuration came from) and, with --check, check_rel_err (the worst \
+relative error against the CPU reference).";
 
 #[derive(Subcommand)]
 enum Cmd {
