@@ -13,7 +13,8 @@
 //!                  batch x hidden), a storage barrier between wavefront steps
 //!   *_tiled        GPU versions: the products as tile GEMMs through workgroup memory
 //!   *_gemv         GPU versions for B <= 4: lanes of a workgroup split each unit's products
-//!   step_cell_split  the cell of a step whose recurrent product a split-K GEMM computed
+//!   step_cell_split, step_backward_cell_split
+//!                  the cell of a step whose recurrent product a split-K GEMM computed
 //!
 //! Each invocation owns one hidden unit j for four batch elements (b0..b0+3): it reads each
 //! recurrent weight once per four batch rows, and neighbouring invocations own neighbouring
@@ -270,6 +271,22 @@ fn step_backward(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (b >= B) { break; }
     finish_backward(d, b, j, rec[q]);
   }
+}
+
+// Split step, backward (`Context::step_split` > 1): the recurrent gradient of iteration k was
+// recorded as p.layers split-K partial sums [splits, D, B, H] into binding 0 (none for k = 0,
+// which has no later step); summed in split order, then the pointwise part.
+@compute @workgroup_size(64)
+fn step_backward_cell_split(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let j = gid.x;
+  let b = gid.y;
+  let d = gid.z;
+  let H = p.hidden;
+  let B = p.batch;
+  if (j >= H || b >= B || d >= p.dirs) { return; }
+  var rec = 0.0;
+  for (var q = 0u; q < p.layers; q++) { rec += bw_hh[((q * p.dirs + d) * B + b) * H + j]; }
+  finish_backward(d, b, j, rec);
 }
 
 // The pointwise part of backward iteration k = p.iter for unit j of row b, given the recurrent

@@ -241,6 +241,19 @@ impl StepDims {
         want.min(self.hidden / 16).max(1)
     }
 
+    /// [`split`](Self::split) for the backward step, whose recurrent product sums over
+    /// K = G*H: at least 16 of it per slice.
+    pub(crate) fn split_backward(&self, ctx: &crate::context::Context) -> usize {
+        if ctx.variant() != KernelVariant::Tiled || self.gemv(ctx, 8) {
+            return 1;
+        }
+        let want = match ctx.precision() {
+            crate::context::Precision::F16 => ctx.step_split().max(2),
+            crate::context::Precision::F32 => ctx.step_split(),
+        };
+        want.min(self.mode.gates() * self.hidden / 16).max(1)
+    }
+
     /// Whether the register-blocked CPU step kernels (`recurrent_cpu.wgsl`) take this layer:
     /// the simple variant with its blocks on, H a multiple of 4 (vec4 weight reads), f32
     /// weights.
@@ -452,6 +465,8 @@ pub(crate) struct BackwardBindings<'a> {
     pub dcs: &'a Tensor,
     pub dh0: &'a Tensor,
     pub dc0: &'a Tensor,
+    /// Scratch of the split step, `[splits, D, B, H]` ([`StepDims::split_backward`] > 1).
+    pub split: Option<&'a Tensor>,
 }
 
 /// Records backward iteration `k` (processing step T-1-k; `k == T` writes dh0/dc0 at `h0_off`).
@@ -502,6 +517,9 @@ pub(crate) fn step_backward(
     if dims.flags & F_LENGTHS != 0 {
         check_extent("backward lengths", t.lengths, dims.batch - 1)?;
     }
+    if let Some(parts) = t.split {
+        return split_step_backward(rec, dims, k, h0_off, t, parts);
+    }
     let narrow = dims.gemv(rec.ctx(), 8);
     let (entry, consts, groups) = match dims.tiled(rec, true) {
         Some(_) if narrow => (
@@ -530,7 +548,7 @@ pub(crate) fn step_backward(
     let spec = KernelSpec {
         shader: shader(dims.mode),
         entry,
-        bindings: &[R, R, R, R, R, R, RW, RW, RW, RW, RW, RW],
+        bindings: BACKWARD_BINDINGS,
     };
     rec.dispatch(
         spec,
@@ -540,6 +558,69 @@ pub(crate) fn step_backward(
             t.w_hh, t.lengths, t.saved, t.hs, t.cs, t.dy, t.dgx, t.dgh, t.dhs, t.dcs, t.dh0, t.dc0,
         ],
         groups,
+    )
+}
+
+const BACKWARD_BINDINGS: &[super::Access] = &[R, R, R, R, R, R, RW, RW, RW, RW, RW, RW];
+
+/// Backward iteration `k` as a split-K GEMM of the later step's hidden-side gate gradients
+/// with W_hh (`dgates_{later} W_hh`, K = G*H) into `parts` per direction, then
+/// `step_backward_cell_split` (sums the splits in order, applies the cell's backward). The
+/// first iteration has no later step: no GEMM, zero splits.
+fn split_step_backward(
+    rec: &mut Recorder,
+    dims: &StepDims,
+    k: usize,
+    h0_off: usize,
+    t: &BackwardBindings,
+    parts: &Tensor,
+) -> Result<()> {
+    let (sq, b, h, nd) = (dims.seq, dims.batch, dims.hidden, dims.dirs);
+    let gh = dims.mode.gates() * h;
+    let bgh = b * gh;
+    // The later step sf = T - k (in the direction's own order) is at time sf forward and
+    // T-1-sf reverse ("State layouts" in recurrent.wgsl).
+    let sf = sq - k;
+    let mut splits = 0;
+    if sf < sq {
+        let dg = if dims.mode == Mode::Gru { t.dgh } else { t.dgx };
+        let a = View {
+            t: dg,
+            off: sf * bgh,
+            rs: gh,
+            cs: 1,
+            zs: if nd > 1 {
+                (2 * sq - 1 - 2 * sf) * bgh
+            } else {
+                0
+            },
+            ss: 0,
+        };
+        let w = View::rows(t.w_hh, 0, h).z(gh * h);
+        let gemm = Dims {
+            m: b,
+            n: h,
+            k: gh,
+            z: nd,
+            nsum: 1,
+        };
+        splits = gemm_partials(rec, gemm, a, w, parts, dims.split_backward(rec.ctx()))?;
+    }
+    let mut params = dims.params(k, h0_off);
+    params[7] = splits as u32;
+    let spec = KernelSpec {
+        shader: shader(dims.mode),
+        entry: "step_backward_cell_split",
+        bindings: BACKWARD_BINDINGS,
+    };
+    rec.dispatch(
+        spec,
+        &constants(dims.mode),
+        &params,
+        &[
+            parts, t.lengths, t.saved, t.hs, t.cs, t.dy, t.dgx, t.dgh, t.dhs, t.dcs, t.dh0, t.dc0,
+        ],
+        [h.div_ceil(64) as u32, b as u32, nd as u32],
     )
 }
 

@@ -958,6 +958,12 @@ impl Rnn {
                 flags,
                 f16: false,
             };
+            let splits = dims.split_backward(ctx);
+            let parts = if splits > 1 {
+                Some(empty(ctx, "split-K partials", &[splits, nd, batch, hid])?)
+            } else {
+                None
+            };
             let bind = BackwardBindings {
                 w_hh: &lp.w_hh,
                 lengths: &len_t,
@@ -971,6 +977,7 @@ impl Rnn {
                 dcs: &dcs,
                 dh0: &dh0,
                 dc0: dc0.as_ref().unwrap_or(&dc0_ph),
+                split: parts.as_ref(),
             };
             // 1. Reverse walk over time, then the dh0 / dc0 dispatch.
             for k in 0..=t_len {

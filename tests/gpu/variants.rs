@@ -179,10 +179,11 @@ fn split_k_weight_gradients_match_reference() {
     }
 }
 
-/// The split step (`step_split` > 1): each forward step's recurrent product as a split-K GEMM
-/// into partials, then `step_cell_split` sums them in order and applies the cell. Per-layer
-/// schedule, matrix-vector kernels off so every batch takes it; inference and training
-/// forwards (the backward cases run the training layout, both directions, ragged lengths).
+/// The split step (`step_split` > 1): each step's recurrent product (forward `h W_hh^T`,
+/// backward `dgates W_hh`) as a split-K GEMM into partials, then `step_cell_split` /
+/// `step_backward_cell_split` sum them in order and apply the cell. Per-layer schedule,
+/// matrix-vector kernels off so every batch takes it; inference and training forwards and the
+/// backward, both directions, ragged lengths.
 #[test]
 fn split_step_matches_reference() {
     static CTX: OnceLock<Context> = OnceLock::new();
