@@ -38,6 +38,19 @@ fn shape_of(label: &str, shape: &ShapeArgs) -> Result<Shape, Error> {
     })
 }
 
+/// `--only`: keeps the suite's shapes with these comma-separated labels; an unknown label is an
+/// error naming it.
+fn keep_only(shapes: &mut Vec<Shape>, only: &str) -> Result<(), Error> {
+    let want: Vec<&str> = only.split(',').collect();
+    if let Some(w) = want.iter().find(|w| !shapes.iter().any(|s| s.label == **w)) {
+        return Err(Error::config(format!(
+            "--only: no shape labelled {w:?} in the suite"
+        )));
+    }
+    shapes.retain(|s| want.contains(&s.label.as_str()));
+    Ok(())
+}
+
 fn print_errors(report: &CheckReport) -> String {
     report
         .errors
@@ -141,13 +154,7 @@ pub fn cmd_bench(shape: &ShapeArgs, sel: BenchSelect, run: BenchRun) -> Result<E
         None => vec![shape_of("custom", shape)?],
     };
     if let Some(only) = sel.only {
-        let want: Vec<&str> = only.split(',').collect();
-        if let Some(w) = want.iter().find(|w| !shapes.iter().any(|s| s.label == **w)) {
-            return Err(Error::config(format!(
-                "--only: no shape labelled {w:?} in the suite"
-            )));
-        }
-        shapes.retain(|s| want.contains(&s.label.as_str()));
+        keep_only(&mut shapes, only)?;
     }
     if sel.list {
         for s in &shapes {
@@ -401,13 +408,7 @@ pub struct TuneArgs<'a> {
 pub fn cmd_tune(a: TuneArgs) -> Result<ExitCode, Error> {
     let mut shapes = suite_shapes(a.suite)?;
     if let Some(only) = a.only {
-        let want: Vec<&str> = only.split(',').collect();
-        if let Some(w) = want.iter().find(|w| !shapes.iter().any(|s| s.label == **w)) {
-            return Err(Error::config(format!(
-                "--only: no shape labelled {w:?} in the suite"
-            )));
-        }
-        shapes.retain(|s| want.contains(&s.label.as_str()));
+        keep_only(&mut shapes, only)?;
     }
     let passes = a
         .passes
