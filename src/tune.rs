@@ -411,12 +411,19 @@ pub struct ClassOutcome {
     pub trials: Vec<Trial>,
 }
 
-/// The candidate values of each knob for `variant`, the current value first.
-fn knobs(variant: KernelVariant) -> Vec<(&'static str, Vec<KernelConfigEdit>)> {
+/// The candidate values of each knob for `start`'s variant.
+fn knobs(start: &KernelConfig) -> Vec<(&'static str, Vec<KernelConfigEdit>)> {
     use KernelConfigEdit::*;
-    match variant {
+    // Tile sizes follow the workgroups a grid should have (the GEMM's 64 or 128 tiles, the
+    // step tiles' rows per invocation): half and twice the adapter-type guess.
+    let t = start.target_workgroups.max(2);
+    match start.variant {
         KernelVariant::Tiled => vec![
             ("gemm_micro", vec![GemmMicro(false), GemmMicro(true)]),
+            (
+                "target_workgroups",
+                vec![Target(t), Target(t / 2), Target(2 * t)],
+            ),
             (
                 "step_split",
                 vec![StepSplit(1), StepSplit(2), StepSplit(4), StepSplit(8)],
@@ -444,6 +451,7 @@ enum KernelConfigEdit {
     Narrow(usize),
     Persist(Persistent),
     CpuBlocks(bool),
+    Target(usize),
 }
 
 impl KernelConfigEdit {
@@ -456,6 +464,7 @@ impl KernelConfigEdit {
             Self::Narrow(v) => c.narrow_batch = v,
             Self::Persist(v) => c.persistent = v,
             Self::CpuBlocks(v) => c.cpu_blocks = v,
+            Self::Target(v) => c.target_workgroups = v,
         }
         c
     }
@@ -468,6 +477,7 @@ impl KernelConfigEdit {
             Self::Narrow(v) => format!("narrow_batch={v}"),
             Self::Persist(v) => format!("persistent={}", format!("{v:?}").to_lowercase()),
             Self::CpuBlocks(v) => format!("cpu_blocks={v}"),
+            Self::Target(v) => format!("target_workgroups={v}"),
         }
     }
 }
@@ -536,7 +546,7 @@ fn tune_classes(
         progress(&format!("{class}: start {baseline:.3} ms"));
         let (mut best, mut best_ms) = (start, baseline);
         let mut trials = Vec::new();
-        for (_, values) in knobs(best.variant) {
+        for (_, values) in knobs(&best) {
             for edit in values {
                 let cand = edit.apply(&best);
                 if cand == best {

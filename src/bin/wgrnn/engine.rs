@@ -453,7 +453,7 @@ pub fn cmd_tune(a: TuneArgs) -> Result<ExitCode, Error> {
         let t = &o.tuned;
         let c = &t.config;
         println!(
-            "{:<16} {:<28} {:>12.3} {:>12.3} {:>8.3}  gemm_micro={} step_split={} wavefront={} narrow_batch={} persistent={} cpu_blocks={}",
+            "{:<16} {:<28} {:>12.3} {:>12.3} {:>8.3}  gemm_micro={} step_split={} wavefront={} narrow_batch={} persistent={} cpu_blocks={} target_workgroups={}",
             o.class,
             t.shapes.join(","),
             t.baseline_ms,
@@ -464,7 +464,8 @@ pub fn cmd_tune(a: TuneArgs) -> Result<ExitCode, Error> {
             c.wavefront,
             c.narrow_batch,
             format!("{:?}", c.persistent).to_lowercase(),
-            c.cpu_blocks
+            c.cpu_blocks,
+            c.target_workgroups
         );
     }
     if let Some(j) = &a.json_out {

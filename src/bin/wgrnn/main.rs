@@ -110,7 +110,7 @@ enum Cmd {
     /// Print the adapter, its limits and features, and machine-level measurements (copy
     /// bandwidth, GEMM rate, cost of one dispatch).
     Info,
-    /// Time candidate kernel configurations (GEMM kernel, split step, schedules) for every
+    /// Time candidate kernel configurations (GEMM kernel, tile sizes, split step, schedules) for every
     /// shape class of a suite on this adapter; write the fastest to the local tuning cache
     /// (`WGRNN_TUNE_CACHE`, else $XDG_CACHE_HOME/wgrnn/tune.json), which bench, forward and
     /// the training commands then read.
