@@ -238,6 +238,9 @@ pub struct Context {
     variant: Mutex<KernelVariant>,
     /// Modules built with wgpu's runtime checks (`WGRNN_SHADER_CHECKS=1`) instead of trusted.
     shader_checks: bool,
+    /// The variant was forced by the constructor ([`Context::with_variant`]): tuned choices
+    /// keep it, as they keep an environment override.
+    pub(crate) variant_forced: bool,
     precision: Precision,
     coop_props: Vec<String>,
     gemm_micro: std::sync::atomic::AtomicBool,
@@ -468,6 +471,7 @@ impl Context {
             adapter_features,
             variant: Mutex::new(variant),
             shader_checks,
+            variant_forced: forced.is_some(),
             precision,
             coop_props,
             gemm_micro: gemm_micro.into(),

@@ -307,7 +307,7 @@ impl Context {
     /// resumed run's recorded configuration).
     pub fn apply_kernel_config(&self, cfg: &KernelConfig, keep_env: bool) {
         let take = |var: &str| !keep_env || !env_set(var);
-        if take("WGRNN_KERNELS") {
+        if take("WGRNN_KERNELS") && !(keep_env && self.variant_forced) {
             self.set_variant(cfg.variant);
         }
         if take("WGRNN_GEMM") {
@@ -394,7 +394,7 @@ pub struct TuneOptions {
 pub struct Trial {
     /// Which knob and value, e.g. `gemm_micro=true`.
     pub change: String,
-    /// Summed median milliseconds.
+    /// Summed median milliseconds (infinite when the candidate failed to run).
     pub ms: f64,
     /// Kept as the new choice.
     pub kept: bool,
@@ -552,7 +552,15 @@ fn tune_classes(
                 if cand == best {
                     continue;
                 }
-                let ms = cost(ctx, &cand, &group, opts)?;
+                // A candidate this adapter cannot run (a pipeline it refuses, a limit) loses;
+                // the search goes on.
+                let ms = match cost(ctx, &cand, &group, opts) {
+                    Ok(ms) => ms,
+                    Err(e) => {
+                        progress(&format!("{class}: {} failed: {e}", edit.describe()));
+                        f64::INFINITY
+                    }
+                };
                 let kept = ms < best_ms * (1.0 - MIN_GAIN);
                 progress(&format!(
                     "{class}: {} {ms:.3} ms{}",

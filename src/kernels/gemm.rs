@@ -29,6 +29,9 @@ const COOP: KernelSpec = KernelSpec {
     entry: "matmul_coop",
     bindings: &[R, R, R, RW],
 };
+/// Workgroup memory of `matmul_micro`: two double-buffered [8][33] vec4 tiles (over WebGPU's
+/// default 16 KiB; adapters with less fall back to `matmul_large`).
+const MICRO_WORKGROUP_BYTES: u32 = 2 * 2 * 8 * 33 * 16;
 const REDUCE: KernelSpec = KernelSpec {
     shader: Shader::Matmul,
     entry: "matmul_reduce",
@@ -393,7 +396,11 @@ pub(crate) fn gemm(
         // 128x128 tiles only where they still give a few workgroups per compute unit.
         // The register-tiled kernel where the tuner chose it: vec4 loads per operand whose
         // layout allows them (1: along its second index, 2: along its first; 0: scalar).
-        KernelVariant::Tiled if ctx.gemm_micro() && m * n * z >= 128 * 128 * target => {
+        KernelVariant::Tiled
+            if ctx.gemm_micro()
+                && m * n * z >= 128 * 128 * target
+                && ctx.limits().max_compute_workgroup_storage_size >= MICRO_WORKGROUP_BYTES =>
+        {
             let mode = |v: &View, first: u32, second: u32| match vec4_operand(v, z, nsum) {
                 Some(false) => first,
                 Some(true) => second,
@@ -464,7 +471,13 @@ pub(crate) fn gemm(
         crate::DType::F32,
     )?;
     let params = words(0, n, m * n, 0, z * m * n);
-    rec.dispatch(spec, &[], &params, &[a.t, b.t, bias_t, &parts], groups)?;
+    rec.dispatch(
+        spec,
+        &constants,
+        &params,
+        &[a.t, b.t, bias_t, &parts],
+        groups,
+    )?;
     let params = words(c.off, c.rs, c.zs, flags, z * m * n);
     let grid = super::grid_1d(z * m * n, 256);
     rec.dispatch(REDUCE, &[], &params, &[&parts, &parts, bias_t, c.t], grid)

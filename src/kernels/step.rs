@@ -161,9 +161,11 @@ impl StepDims {
     /// Proves the per-layer kernels' indices in range (shader modules are trusted, see
     /// `shaders::create`): non-zero extents, the step within T, and every tensor at least as
     /// large as the layouts the kernels index ("State layouts" in recurrent.wgsl).
-    fn check(&self, iter: usize, t: [(&str, &Tensor, usize); 6]) -> Result<()> {
+    /// `last` is the largest valid `iter`: T - 1 for a forward step, T for the backward's
+    /// iterations (the last one writes dh0).
+    fn check(&self, iter: usize, last: usize, t: [(&str, &Tensor, usize); 6]) -> Result<()> {
         let (sq, b, h, d) = (self.seq, self.batch, self.hidden, self.dirs);
-        if sq == 0 || b == 0 || h == 0 || d == 0 || d > 2 || iter > sq {
+        if sq == 0 || b == 0 || h == 0 || d == 0 || d > 2 || iter > last {
             return Err(crate::error::Error::Device(format!(
                 "internal: step {iter} of T={sq}, B={b}, H={h}, D={d}"
             )));
@@ -195,6 +197,7 @@ impl StepDims {
         let tbd = self.seq * self.batch * self.dirs;
         self.check(
             iter,
+            self.seq.saturating_sub(1),
             [
                 ("step W_hh", t.w_hh, w),
                 ("step xproj", t.xproj, tbd * gh),
@@ -483,6 +486,7 @@ pub(crate) fn step_backward(
     let lstm = dims.mode == Mode::Lstm;
     dims.check(
         k,
+        dims.seq,
         [
             ("backward W_hh", t.w_hh, dims.dirs * gh * dims.hidden),
             (
