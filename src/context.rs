@@ -546,7 +546,7 @@ impl Context {
 
     /// The adapter's optional features that matter for these kernels, as `(name, offered)`:
     /// f16 arithmetic in shaders, subgroup operations, and wgpu's experimental cooperative
-    /// matrices (not requested: the kernels do not use them yet).
+    /// matrices (requested only for the opt-in [`Precision::F16`]).
     pub fn compute_features(&self) -> Vec<(&'static str, bool)> {
         let f = self.adapter_features;
         vec![
