@@ -34,6 +34,15 @@ fn constants(mode: Mode) -> Vec<(&'static str, u32)> {
     }
 }
 
+/// The splits the context asks of a step's recurrent product: `step_split`, and at least two
+/// with tensor-core GEMMs (opt-in f16 precision), so that the product runs on them too.
+fn wanted_splits(ctx: &crate::context::Context) -> usize {
+    match ctx.precision() {
+        crate::context::Precision::F16 => ctx.step_split().max(2),
+        crate::context::Precision::F32 => ctx.step_split(),
+    }
+}
+
 impl StepDims {
     /// Override constants of the forward kernels: the cell's, and WF16 for f16 weights.
     fn fwd_constants(&self) -> Constants {
@@ -235,13 +244,7 @@ impl StepDims {
         if ctx.variant() != KernelVariant::Tiled || self.f16 || self.gemv(ctx, 1) {
             return 1;
         }
-        // With tensor-core GEMMs (opt-in f16 precision) the recurrent product goes through
-        // them too: at least two splits.
-        let want = match ctx.precision() {
-            crate::context::Precision::F16 => ctx.step_split().max(2),
-            crate::context::Precision::F32 => ctx.step_split(),
-        };
-        want.min(self.hidden / 16).max(1)
+        wanted_splits(ctx).min(self.hidden / 16).max(1)
     }
 
     /// [`split`](Self::split) for the backward step, whose recurrent product sums over
@@ -250,11 +253,9 @@ impl StepDims {
         if ctx.variant() != KernelVariant::Tiled || self.gemv(ctx, 8) {
             return 1;
         }
-        let want = match ctx.precision() {
-            crate::context::Precision::F16 => ctx.step_split().max(2),
-            crate::context::Precision::F32 => ctx.step_split(),
-        };
-        want.min(self.mode.gates() * self.hidden / 16).max(1)
+        wanted_splits(ctx)
+            .min(self.mode.gates() * self.hidden / 16)
+            .max(1)
     }
 
     /// Whether the register-blocked CPU step kernels (`recurrent_cpu.wgsl`) take this layer:
