@@ -428,7 +428,7 @@ var<private> step_backward_block_e7_1: vec4<f32>;
 var<private> step_backward_block_e7_2: vec4<f32>;
 var<private> step_backward_block_e7_3: vec4<f32>;
 
-@compute @workgroup_size(16)
+@compute @workgroup_size(8)
 fn step_backward_block(@builtin(global_invocation_id) gid: vec3<u32>) {
   let j0 = gid.x * 16u;
   let b0 = gid.y * 8u;

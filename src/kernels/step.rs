@@ -537,7 +537,7 @@ pub(crate) fn step_backward(
             // Rows, units and invocations per workgroup of the wide and narrow blocks
             // (scripts/gen_recurrent_cpu.py).
             let (entry, rows, units, wg) = if dims.batch >= 8 {
-                ("step_backward_block", 8, 16, 16)
+                ("step_backward_block", 8, 16, 8)
             } else {
                 ("step_backward_block_narrow", 1, 16, 8)
             };
