@@ -17,9 +17,10 @@ Q = "xyzw"
 # step reads each weight once whatever the block.
 # The narrow blocks run 8 invocations to a workgroup (one SIMD pass on lavapipe) so that even
 # a small layer spreads over several workgroups, i.e. over the driver's threads.
-FORWARD = [("step_forward_block", 8, 2, 16), ("step_forward_block_narrow", 1, 2, 8)]
-# The wide backward block runs 8 invocations to a workgroup too: with 16 units per invocation a
-# 16-lane workgroup covers 256 units, so at H = 128 (the LM's default) half its lanes idled.
+FORWARD = [("step_forward_block", 8, 2, 8), ("step_forward_block_narrow", 1, 2, 8)]
+# The wide blocks run 8 invocations to a workgroup too (one SIMD pass of lavapipe's 8 lanes):
+# 16-lane workgroups covered 128 (forward) and 256 (backward) units, so at H = 64 and H = 128,
+# the models' defaults, half their lanes idled (docs/PERFORMANCE.md).
 BACKWARD = [("step_backward_block", 8, 4, 8), ("step_backward_block_narrow", 1, 4, 8)]
 
 def forward(entry, R, U, WG):
