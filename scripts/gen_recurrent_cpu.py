@@ -17,10 +17,11 @@ Q = "xyzw"
 # step reads each weight once whatever the block.
 # The narrow blocks run 8 invocations to a workgroup (one SIMD pass on lavapipe) so that even
 # a small layer spreads over several workgroups, i.e. over the driver's threads.
-FORWARD = [("step_forward_block", 8, 2, 8), ("step_forward_block_narrow", 1, 2, 8)]
-# The wide blocks run 8 invocations to a workgroup too (one SIMD pass of lavapipe's 8 lanes):
-# 16-lane workgroups covered 128 (forward) and 256 (backward) units, so at H = 64 and H = 128,
-# the models' defaults, half their lanes idled (docs/PERFORMANCE.md).
+FORWARD = [("step_forward_block", 8, 2, 16), ("step_forward_block_narrow", 1, 2, 8)]
+# The wide backward block runs 8 invocations to a workgroup too (one SIMD pass of lavapipe's 8
+# lanes): a 16-lane workgroup covered 256 units, so at H = 128 (the LM's default) half its lanes
+# idled. The wide forward block keeps 16: at 8 it was faster at H = 64 but made the checked-
+# module conformance pass (WGRNN_SHADER_CHECKS=1) 5x slower on lavapipe (docs/PERFORMANCE.md).
 BACKWARD = [("step_backward_block", 8, 4, 8), ("step_backward_block_narrow", 1, 4, 8)]
 
 def forward(entry, R, U, WG):

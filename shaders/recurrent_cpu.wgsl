@@ -84,7 +84,7 @@ var<private> step_forward_block_f7_1_1: vec4<f32>;
 var<private> step_forward_block_f7_1_2: vec4<f32>;
 var<private> step_forward_block_f7_1_3: vec4<f32>;
 
-@compute @workgroup_size(8)
+@compute @workgroup_size(16)
 fn step_forward_block(@builtin(global_invocation_id) gid: vec3<u32>) {
   let j0 = gid.x * 8u;
   let b0 = gid.y * 8u;

@@ -137,7 +137,7 @@ impl StepDims {
                 // Rows, units and invocations per workgroup of the wide and narrow blocks
                 // (scripts/gen_recurrent_cpu.py).
                 let (rows, units, wg) = if self.batch >= 8 {
-                    (8, 8, 8)
+                    (8, 8, 16)
                 } else {
                     (1, 8, 8)
                 };
