@@ -43,6 +43,16 @@ pub enum Precision {
     F16,
 }
 
+impl Precision {
+    /// `f32` or `f16`: the value of `WGRNN_PRECISION` and of a checkpoint's record.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+        }
+    }
+}
+
 /// Why `adapter` cannot run [`Precision::F16`], or `None` when it can.
 fn coop_unsupported(adapter: &wgpu::Adapter) -> Option<String> {
     let info = adapter.get_info();

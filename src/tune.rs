@@ -282,7 +282,7 @@ pub fn write_cache(path: &Path, entry: CacheEntry) -> Result<()> {
     crate::files::write_atomic(path, text.as_bytes())
 }
 
-/// The environment variable that forces each field, and whether it is set.
+/// Whether the environment variable `name` is set (non-empty): it then forces its field.
 fn env_set(name: &str) -> bool {
     std::env::var_os(name).is_some_and(|v| !v.is_empty())
 }
@@ -529,13 +529,12 @@ fn tune_classes(
             .or_default()
             .push(s);
     }
-    let builtin = ctx.kernel_config();
     let tables = ctx.tune.lock().map(|t| t.clone()).unwrap_or_default();
     let shipped = Tables {
         cache: None,
         ..tables
     };
-    let builtin = shipped.base.clone().unwrap_or(builtin);
+    let builtin = shipped.base.clone().unwrap_or_else(|| ctx.kernel_config());
     let mut out = Vec::new();
     for (class, group) in by_class {
         let start = shipped

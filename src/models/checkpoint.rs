@@ -150,10 +150,7 @@ pub fn context_for(config: Option<&Value>) -> Result<Context> {
     // The GEMMs' precision is fixed per context (WGRNN_PRECISION): a resumed run must use the
     // recorded one (older checkpoints are f32).
     let recorded = k.get("precision").and_then(Value::as_str).unwrap_or("f32");
-    let current = match ctx.precision() {
-        crate::Precision::F32 => "f32",
-        crate::Precision::F16 => "f16",
-    };
+    let current = ctx.precision().name();
     if recorded != current {
         return Err(Error::config(format!(
             "the checkpoint was trained with WGRNN_PRECISION={recorded}, this run has {current}: \
