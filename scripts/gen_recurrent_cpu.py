@@ -8,6 +8,7 @@ weights as vec4. The blocks are spelled out as plain variables (arrays indexed i
 10x slower on lavapipe), which is what this script writes. Run it after changing the template:
 
     python3 scripts/gen_recurrent_cpu.py > shaders/recurrent_cpu.wgsl
+    python3 scripts/gen_recurrent_cpu.py subgroup > shaders/recurrent_cpu_subgroup.wgsl
 """
 
 Q = "xyzw"
@@ -140,6 +141,146 @@ def backward(entry, R, U, WG):
     L.append("}")
     return "\n".join(L)
 
+# The subgroup blocks (recurrent_cpu_subgroup.wgsl): 8 invocations (one subgroup of lavapipe's
+# 8 lanes) share the rows' state loads through subgroupBroadcast. (entry, rows, vec4 units per
+# invocation). Measured on lavapipe (LSTM H = 256, B = 32, I = 4, T = 100, wgrnn bench, noisy):
+# forward 16 x 1: 215-245 ms, 16 x 2: 224-375, 8 x 2: 244-391, 32 x 1: 213-305 (the wide
+# block: 263-336); backward 16 x 2: 356-463, 32 x 2: 351-385; 16 x 4 did not finish compiling
+# in minutes. Four depths per loop iteration (forward 16 x 1): 239-321, no gain.
+FORWARD_SUBGROUP = ("step_forward_subgroup", 16, 1)
+BACKWARD_SUBGROUP = ("step_backward_subgroup", 16, 2)
+
+def forward_subgroup(entry, R, U):
+    RL = R // 8
+    L = []
+    L.append("// ---------------------------------------------------------------------------------------------")
+    L.append(f"// {entry}: rows b0..b0+{R-1} for the workgroup, units j0..j0+{4*U-1} per invocation, every")
+    L.append(f"// gate. Invocation l loads the states of rows b0+{RL}l..b0+{RL}l+{RL-1} and broadcasts them.")
+    L.append("")
+    for r in range(R):
+        for u in range(U):
+            for g in range(4):
+                L.append(f"var<private> {entry}_f{r}_{u}_{g}: vec4<f32>;")
+    L.append("")
+    L.append("@compute @workgroup_size(8)")
+    L.append(f"fn {entry}(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id) l: u32) {{")
+    L.append(f"  let j0 = (wg.x * 8u + l) * {4*U}u;")
+    L.append(f"  let b0 = wg.y * {R}u;")
+    L.append("  let d = wg.z;")
+    L.append("  let H = p.hidden;")
+    L.append("  let B = p.batch;")
+    L.append("  // No early return: every invocation runs the loop (subgroupBroadcast needs uniform")
+    L.append("  // control flow); units past H read a valid column and are never stored.")
+    L.append("  let s = p.iter;")
+    L.append("  let t = time_of(d, s);")
+    L.append("  let GH = G * H;")
+    L.append("  let a0 = state_at(d, t, s, 0u, 0u, false);")
+    for i in range(RL):
+        L.append(f"  let h{i} = a0 + clamp_b(b0 + l * {RL}u + {i}u) * H;")
+    for r in range(R):
+        L.append("  " + " ".join(f"{entry}_f{r}_{u}_{g} = vec4<f32>(0.0);" for u in range(U) for g in range(4)))
+    L.append("  let hv = H >> 2u;                    // vec4s between gates")
+    L.append("  let wk = GH >> 2u;                   // vec4s per depth row")
+    L.append("  let w0 = d * H * wk;                 // vec4 index of W^T[d, 0, 0]")
+    for u in range(U):
+        L.append(f"  let u{u} = min((j0 >> 2u) + {u}u, hv - 1u);")
+    L.append("  for (var k = 0u; k < H; k++) {")
+    L.append("    let wr = w0 + k * wk;")
+    for u in range(U):
+        L.append(f"    let w{u}_0 = wt4[wr + u{u}];")
+        L.append(f"    var w{u}_1 = vec4<f32>(0.0); var w{u}_2 = vec4<f32>(0.0); var w{u}_3 = vec4<f32>(0.0);")
+        L.append(f"    if (G > 1u) {{ w{u}_1 = wt4[wr + hv + u{u}]; w{u}_2 = wt4[wr + 2u * hv + u{u}]; }}")
+        L.append(f"    if (G > 3u) {{ w{u}_3 = wt4[wr + 3u * hv + u{u}]; }}")
+    for i in range(RL):
+        L.append(f"    let hl{i} = hs[h{i} + k];")
+    for r in range(R):
+        L.append(f"    let x{r} = vec4<f32>(subgroupBroadcast(hl{r % RL}, {r // RL}u));")
+        for u in range(U):
+            a = lambda g: f"{entry}_f{r}_{u}_{g}"
+            L.append(f"    {a(0)} = fma(x{r}, w{u}_0, {a(0)});")
+            L.append(f"    if (G > 1u) {{ {a(1)} = fma(x{r}, w{u}_1, {a(1)}); {a(2)} = fma(x{r}, w{u}_2, {a(2)}); }}")
+            L.append(f"    if (G > 3u) {{ {a(3)} = fma(x{r}, w{u}_3, {a(3)}); }}")
+    L.append("  }")
+    for r in range(R):
+        L.append(f"  if (b0 + {r}u < B) {{")
+        for u in range(U):
+            for c in range(4):
+                unit = 4*u + c
+                args = ", ".join(f"{entry}_f{r}_{u}_{g}.{Q[c]}" for g in range(4))
+                L.append(f"    if (j0 + {unit}u < H) {{ finish_forward(d, t, s, b0 + {r}u, j0 + {unit}u, array<f32, 4>({args})); }}")
+        L.append("  }")
+    L.append("}")
+    return "\n".join(L)
+
+def backward_subgroup(entry, R, U):
+    RL = R // 8
+    L = []
+    L.append("// ---------------------------------------------------------------------------------------------")
+    L.append(f"// {entry}: rows b0..b0+{R-1} for the workgroup, units j0..j0+{4*U-1} per invocation of")
+    L.append(f"// dh = dgates_{{later}} W_hh. Invocation l loads the gate gradients of rows b0+{RL}l.. and")
+    L.append("// broadcasts them.")
+    L.append("")
+    for r in range(R):
+        for u in range(U):
+            L.append(f"var<private> {entry}_e{r}_{u}: vec4<f32>;")
+    L.append("")
+    L.append("@compute @workgroup_size(8)")
+    L.append(f"fn {entry}(@builtin(workgroup_id) wg: vec3<u32>, @builtin(subgroup_invocation_id) l: u32) {{")
+    L.append(f"  let j0 = (wg.x * 8u + l) * {4*U}u;")
+    L.append(f"  let b0 = wg.y * {R}u;")
+    L.append("  let d = wg.z;")
+    L.append("  let H = p.hidden;")
+    L.append("  let B = p.batch;")
+    L.append("  let T = p.seq;")
+    L.append("  let GH = G * H;")
+    L.append("  let sf = T - p.iter;   // the step processed before this one (see step_backward)")
+    for r in range(R):
+        L.append("  " + " ".join(f"{entry}_e{r}_{u} = vec4<f32>(0.0);" for u in range(U)))
+    L.append("  if (sf < T) {   // uniform: every invocation runs the loop (subgroupBroadcast)")
+    L.append("    let tf = time_of(d, sf);")
+    L.append("    let base = (d * T + tf) * B * GH;")
+    for i in range(RL):
+        L.append(f"    let g{i} = base + clamp_b(b0 + l * {RL}u + {i}u) * GH;")
+    L.append("    let hv = H >> 2u;")
+    L.append("    let w0 = (d * GH * H) >> 2u;")
+    for u in range(U):
+        L.append(f"    let u{u} = min((j0 >> 2u) + {u}u, hv - 1u);   // past H: a valid column, never stored")
+    L.append("    for (var q = 0u; q < GH; q++) {")
+    L.append("      let wr = w0 + q * hv;")
+    for u in range(U):
+        L.append(f"      let w{u} = bw4[wr + u{u}];")
+    for i in range(RL):
+        L.append(f"      let gl{i} = dg_hidden(g{i} + q);")
+    for r in range(R):
+        L.append(f"      let x{r} = vec4<f32>(subgroupBroadcast(gl{r % RL}, {r // RL}u));")
+        L.append("      " + " ".join(f"{entry}_e{r}_{u} = fma(x{r}, w{u}, {entry}_e{r}_{u});" for u in range(U)))
+    L.append("    }")
+    L.append("  }")
+    for r in range(R):
+        L.append(f"  if (b0 + {r}u < B) {{")
+        for u in range(U):
+            for c in range(4):
+                unit = 4*u + c
+                L.append(f"    if (j0 + {unit}u < H) {{ finish_backward(d, b0 + {r}u, j0 + {unit}u, {entry}_e{r}_{u}.{Q[c]}); }}")
+        L.append("  }")
+    L.append("}")
+    return "\n".join(L)
+
+SUBGROUP_HEADER = """//! Recurrent step kernels for CPU Vulkan drivers whose subgroups hold 8 lanes or more (lavapipe),
+//! appended after recurrent_cpu.wgsl (a separate file: they need the SUBGROUP feature).
+//! GENERATED by scripts/gen_recurrent_cpu.py subgroup -- edit the script, not this file.
+//!
+//! In step_forward_block / step_backward_block every invocation of a workgroup loads the same
+//! rows' states (gate gradients), one lane at a time. Here a workgroup of 8 invocations (one
+//! subgroup) covers 16 rows; invocation l loads the values of rows 2l, 2l+1 and receives the
+//! others through subgroupBroadcast (a register shuffle on llvmpipe). Per depth an invocation
+//! loads 2 states and G vec4 of W_hh^T for 16 rows x 4 units x G gates (forward), or 2 gate
+//! gradients and 2 vec4 of W_hh for 16 rows x 8 units (backward), against 8 states and 2 G
+//! vec4 for 8 x 8 x G (8 and 4 vec4 for 8 x 16) in the blocks. Same pointwise parts
+//! (finish_forward / finish_backward) and the same order of sums (depth in order) as the
+//! blocks, so the results are theirs, bit for bit.
+"""
+
 HEADER = """//! Recurrent step kernels for CPU Vulkan drivers (lavapipe), appended to recurrent.wgsl and one
 //! cell file. GENERATED by scripts/gen_recurrent_cpu.py -- edit the script, not this file.
 //!
@@ -159,11 +300,18 @@ BINDINGS = """
 @group(1) @binding(0) var<storage, read> bw4: array<vec4<f32>>;   // backward: W_hh [D, G*H, H]
 """
 
-print(HEADER)
-print(BINDINGS)
-for e in FORWARD:
-    print(forward(*e))
+import sys
+if sys.argv[1:] == ["subgroup"]:
+    print(SUBGROUP_HEADER)
+    print(forward_subgroup(*FORWARD_SUBGROUP))
     print()
-for e in BACKWARD:
-    print(backward(*e))
-    print()
+    print(backward_subgroup(*BACKWARD_SUBGROUP))
+else:
+    print(HEADER)
+    print(BINDINGS)
+    for e in FORWARD:
+        print(forward(*e))
+        print()
+    for e in BACKWARD:
+        print(backward(*e))
+        print()

@@ -269,6 +269,7 @@ pub struct Context {
     wavefront: std::sync::atomic::AtomicBool,
     narrow_batch: std::sync::atomic::AtomicUsize,
     cpu_blocks: std::sync::atomic::AtomicBool,
+    cpu_subgroups: std::sync::atomic::AtomicBool,
     persistent: Mutex<Persistent>,
 }
 
@@ -452,6 +453,12 @@ impl Context {
             std::env::var("WGRNN_CPU_BLOCKS").as_deref(),
             Ok("0" | "off" | "false")
         );
+        // Simple variant: kernels that share loads across a subgroup (matmul_cpu_subgroup.wgsl)
+        // where the adapter's subgroups hold 8 lanes; `WGRNN_CPU_SUBGROUPS=0` keeps the others.
+        let cpu_subgroups = !matches!(
+            std::env::var("WGRNN_CPU_SUBGROUPS").as_deref(),
+            Ok("0" | "off" | "false")
+        );
         let target = match info.device_type {
             wgpu::DeviceType::DiscreteGpu => 132,
             _ => 16,
@@ -497,6 +504,7 @@ impl Context {
             wavefront: wavefront.into(),
             narrow_batch: narrow_batch.into(),
             cpu_blocks: cpu_blocks.into(),
+            cpu_subgroups: cpu_subgroups.into(),
             persistent: Mutex::new(persistent),
         })
         .inspect(|ctx| {
@@ -682,6 +690,28 @@ impl Context {
     pub fn set_cpu_blocks(&self, on: bool) {
         self.cpu_blocks
             .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the simple variant's register-blocked kernels share operand loads across a
+    /// subgroup (`matmul_subgroup`: on llvmpipe a storage load costs one lane at a time, a
+    /// subgroup broadcast a register shuffle). Used only where [`Self::has_cpu_subgroups`];
+    /// on unless `WGRNN_CPU_SUBGROUPS=0`.
+    pub fn cpu_subgroups(&self) -> bool {
+        self.cpu_subgroups
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Turns the subgroup kernels of the simple variant on or off (measurements, tests).
+    pub fn set_cpu_subgroups(&self, on: bool) {
+        self.cpu_subgroups
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the device can run the subgroup kernels of the simple variant: the SUBGROUP
+    /// feature, and subgroups of at least 8 lanes (their 8-invocation workgroups must be one
+    /// subgroup; lavapipe's are 8 lanes at 256 bits, 4 at `LP_NATIVE_VECTOR_WIDTH=128`).
+    pub fn has_cpu_subgroups(&self) -> bool {
+        self.features.contains(wgpu::Features::SUBGROUP) && self.info.subgroup_min_size >= 8
     }
 
     /// The single-workgroup policy (see [`Persistent`]).

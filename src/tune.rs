@@ -3,11 +3,11 @@
 //! A [`KernelConfig`] is every choice that changes which kernels a call runs (variant, GEMM
 //! kernel, split-K of the step product, schedules). The choices come, in this order of
 //! precedence, from: the environment (`WGRNN_KERNELS`, `WGRNN_GEMM`, `WGRNN_STEP_SPLIT`,
-//! `WGRNN_WAVEFRONT`, `WGRNN_NARROW_BATCH`, `WGRNN_PERSISTENT`, `WGRNN_CPU_BLOCKS`), the local
-//! tuning cache that `wgrnn tune` writes (read only when a caller asks,
-//! [`Context::load_tune_cache`]; the CLI does unless `WGRNN_TUNE_CACHE=off`), the shipped
-//! defaults (`src/tune_defaults.json`, adapters already measured), and the built-in rules by
-//! adapter type. The library never reads the local cache by itself, so tests run on the
+//! `WGRNN_WAVEFRONT`, `WGRNN_NARROW_BATCH`, `WGRNN_PERSISTENT`, `WGRNN_CPU_BLOCKS`,
+//! `WGRNN_CPU_SUBGROUPS`), the local tuning cache that `wgrnn tune` writes (read only when a
+//! caller asks, [`Context::load_tune_cache`]; the CLI does unless `WGRNN_TUNE_CACHE=off`), the
+//! shipped defaults (`src/tune_defaults.json`, adapters already measured), and the built-in
+//! rules by adapter type. The library never reads the local cache by itself, so tests run on the
 //! shipped defaults.
 //!
 //! The cache is keyed by adapter name, driver, driver version, backend and wgrnn version: an
@@ -51,8 +51,16 @@ pub struct KernelConfig {
     pub persistent: Persistent,
     /// Register-blocked kernels of the simple variant.
     pub cpu_blocks: bool,
+    /// Subgroup-shared loads in the simple variant's register-blocked kernels, where the
+    /// adapter allows them (absent from files written before it existed: on).
+    #[serde(default = "default_true")]
+    pub cpu_subgroups: bool,
     /// Workgroups a dispatch should have to fill the device.
     pub target_workgroups: usize,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// The shape class of a stack with `hidden` units run on `batch` rows: tuned choices are per
@@ -298,6 +306,7 @@ impl Context {
             narrow_batch: self.narrow_batch(),
             persistent: self.persistent(),
             cpu_blocks: self.cpu_blocks(),
+            cpu_subgroups: self.cpu_subgroups(),
             target_workgroups: self.target_workgroups(),
         }
     }
@@ -327,6 +336,9 @@ impl Context {
         }
         if take("WGRNN_CPU_BLOCKS") {
             self.set_cpu_blocks(cfg.cpu_blocks);
+        }
+        if take("WGRNN_CPU_SUBGROUPS") {
+            self.set_cpu_subgroups(cfg.cpu_subgroups);
         }
         self.set_target_workgroups(cfg.target_workgroups);
     }
@@ -437,6 +449,10 @@ fn knobs(start: &KernelConfig) -> Vec<(&'static str, Vec<KernelConfigEdit>)> {
         ],
         KernelVariant::Simple => vec![
             ("cpu_blocks", vec![CpuBlocks(true), CpuBlocks(false)]),
+            (
+                "cpu_subgroups",
+                vec![CpuSubgroups(true), CpuSubgroups(false)],
+            ),
             ("wavefront", vec![Wavefront(false), Wavefront(true)]),
         ],
     }
@@ -451,6 +467,7 @@ enum KernelConfigEdit {
     Narrow(usize),
     Persist(Persistent),
     CpuBlocks(bool),
+    CpuSubgroups(bool),
     Target(usize),
 }
 
@@ -464,6 +481,7 @@ impl KernelConfigEdit {
             Self::Narrow(v) => c.narrow_batch = v,
             Self::Persist(v) => c.persistent = v,
             Self::CpuBlocks(v) => c.cpu_blocks = v,
+            Self::CpuSubgroups(v) => c.cpu_subgroups = v,
             Self::Target(v) => c.target_workgroups = v,
         }
         c
@@ -477,6 +495,7 @@ impl KernelConfigEdit {
             Self::Narrow(v) => format!("narrow_batch={v}"),
             Self::Persist(v) => format!("persistent={}", format!("{v:?}").to_lowercase()),
             Self::CpuBlocks(v) => format!("cpu_blocks={v}"),
+            Self::CpuSubgroups(v) => format!("cpu_subgroups={v}"),
             Self::Target(v) => format!("target_workgroups={v}"),
         }
     }
@@ -620,6 +639,7 @@ mod tests {
             narrow_batch: 0,
             persistent: Persistent::Never,
             cpu_blocks: true,
+            cpu_subgroups: false,
             target_workgroups: 132,
         };
         let key = AdapterKey {

@@ -42,6 +42,11 @@ const VEC4: KernelSpec = KernelSpec {
     entry: "matmul_vec4",
     bindings: &[R, R, R, RW],
 };
+const SUBGROUP: KernelSpec = KernelSpec {
+    shader: Shader::MatmulCpuSubgroup,
+    entry: "matmul_subgroup",
+    bindings: &[R, R, R, RW],
+};
 const BLOCK: KernelSpec = KernelSpec {
     shader: Shader::MatmulCpu,
     entry: "matmul_block",
@@ -390,9 +395,9 @@ pub(crate) fn gemm(
         return gemm_relaid(rec, dims, a, b, c, bias, accumulate, alpha);
     }
     let mut constants: Vec<(&'static str, u32)> = Vec::new();
-    let (spec, tile) = match ctx.variant() {
+    let (spec, (tile_m, tile_n)) = match ctx.variant() {
         // The opt-in tensor-core path takes every GEMM (32x32 tiles, scalar loads).
-        _ if ctx.precision() == Precision::F16 => (COOP, 32),
+        _ if ctx.precision() == Precision::F16 => (COOP, (32, 32)),
         // 128x128 tiles only where they still give a few workgroups per compute unit.
         // The register-tiled kernel where the tuner chose it: vec4 loads per operand whose
         // layout allows them (1: along its second index, 2: along its first; 0: scalar).
@@ -408,23 +413,28 @@ pub(crate) fn gemm(
             };
             constants.push(("A_MODE", mode(&a, 1, 2)));
             constants.push(("B_MODE", mode(&b, 1, 2)));
-            (MICRO, 128)
+            (MICRO, (128, 128))
         }
-        KernelVariant::Tiled if m * n * z >= 128 * 128 * target => (LARGE, 128),
-        KernelVariant::Tiled => (TILED, 64),
+        KernelVariant::Tiled if m * n * z >= 128 * 128 * target => (LARGE, (128, 128)),
+        KernelVariant::Tiled => (TILED, (64, 64)),
         // CPU drivers: 16x16 blocks per invocation (64x64 per workgroup), vec4 loads where
-        // the layout allows (matmul_cpu.wgsl).
-        KernelVariant::Simple if !ctx.cpu_blocks() => (REGBLOCK, 32),
+        // the layout allows (matmul_cpu.wgsl); with subgroups of 8 lanes, 32x64 per
+        // workgroup of 8 that share the loads of A (matmul_cpu_subgroup.wgsl).
+        KernelVariant::Simple if !ctx.cpu_blocks() => (REGBLOCK, (32, 32)),
         KernelVariant::Simple => match layout {
             Some((a_m, b_k)) => {
                 constants.push(("A_MCONTIG", a_m as u32));
                 constants.push(("B_KCONTIG", b_k as u32));
-                (VEC4, 64)
+                if ctx.cpu_subgroups() && ctx.has_cpu_subgroups() {
+                    (SUBGROUP, (32, 64))
+                } else {
+                    (VEC4, (64, 64))
+                }
             }
-            None => (BLOCK, 64),
+            None => (BLOCK, (64, 64)),
         },
     };
-    let tiles = m.div_ceil(tile) * n.div_ceil(tile) * z;
+    let tiles = m.div_ceil(tile_m) * n.div_ceil(tile_n) * z;
     // Split-K when C alone gives too few workgroups and K is long (weight gradients: C is a
     // weight matrix, K is T*B): each split sums kchunk of K into a partial buffer and
     // matmul_reduce adds the partials in order (deterministic).
@@ -456,8 +466,8 @@ pub(crate) fn gemm(
     // The bias binding is read-only; when there is no bias bind A (also read-only) rather than C.
     let bias_t = if bias.is_some() { bias_t } else { a.t };
     let groups = [
-        n.div_ceil(tile) as u32,
-        m.div_ceil(tile) as u32,
+        n.div_ceil(tile_n) as u32,
+        m.div_ceil(tile_m) as u32,
         (z * ksplit) as u32,
     ];
     if ksplit == 1 {
@@ -657,6 +667,43 @@ mod tests {
         };
         ctx.set_gemm_micro(true);
         ctx.set_target_workgroups(1);
+        layout_cases(&ctx, "matmul_micro");
+    }
+
+    /// `matmul_subgroup` (CPU drivers with 8-lane subgroups) on every load path, and bit for
+    /// bit against `matmul_vec4`, whose summation order it keeps.
+    #[test]
+    fn subgroup_gemm_matches_reference() {
+        let Some(ctx) = contexts()
+            .into_iter()
+            .find(|c| c.variant() == KernelVariant::Simple)
+        else {
+            return;
+        };
+        if !ctx.has_cpu_subgroups() {
+            // lavapipe (CI's adapter) has them: there the kernel must be tested.
+            assert!(
+                !ctx.adapter_name().contains("llvmpipe"),
+                "llvmpipe without 8-lane subgroups: LP_NATIVE_VECTOR_WIDTH set below 256?"
+            );
+            eprintln!("{}: no 8-lane subgroups, skipped", ctx.adapter_name());
+            return;
+        }
+        ctx.set_cpu_subgroups(true);
+        let with = layout_cases(&ctx, "matmul_subgroup");
+        ctx.set_cpu_subgroups(false);
+        let without = layout_cases(&ctx, "matmul_vec4");
+        for (i, (a, b)) in with.iter().zip(&without).enumerate() {
+            let same = a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(same, "result {i}: matmul_subgroup and matmul_vec4 differ");
+        }
+    }
+
+    /// The vec4-layout GEMM cases (A stored either way, B either way, aligned or not, summed
+    /// batches, bias, accumulation, K tails) against the reference on `ctx` as configured;
+    /// returns every result.
+    fn layout_cases(ctx: &Context, kernel: &str) -> Vec<Vec<f32>> {
+        let mut results = Vec::new();
         // (m, n, k, z, nsum, A stored transposed, B stored [n, k], vec4-aligned strides)
         let cases = [
             (130, 131, 37, 2, 1, false, false, true),
@@ -666,6 +713,11 @@ mod tests {
             (256, 128, 1031, 1, 1, false, true, true),
             (1, 16411, 9, 1, 1, true, true, false),
             (17, 1031, 8, 1, 1, false, false, true),
+            // N a multiple of 4, so that C allows the simple variant's vec4 kernels too.
+            (130, 132, 37, 2, 1, true, true, true),
+            (61, 68, 6, 1, 2, true, false, true),
+            (33, 200, 11, 3, 1, false, false, true),
+            (1, 4, 1, 1, 1, true, true, true),
         ];
         let up4 = |x: usize| x.div_ceil(4) * 4;
         for (ci, &(m, n, k, z, s, a_t, b_t, align)) in cases.iter().enumerate() {
@@ -700,9 +752,9 @@ mod tests {
             // b holds [Z, S, n, k]; the GEMM's B is its transpose [k, n]: stored [n, k] is B read
             // along k (b_t), stored [k, n] is B read along n.
             let (bvec, b_st, b_blk) = lay(&b, n, k, !b_t);
-            let at = Tensor::from_f32(&ctx, "a", &[av.len()], &av).unwrap();
-            let btn = Tensor::from_f32(&ctx, "b", &[bvec.len()], &bvec).unwrap();
-            let biast = Tensor::from_f32(&ctx, "bias", &[bias.len()], &bias).unwrap();
+            let at = Tensor::from_f32(ctx, "a", &[av.len()], &av).unwrap();
+            let btn = Tensor::from_f32(ctx, "b", &[bvec.len()], &bvec).unwrap();
+            let biast = Tensor::from_f32(ctx, "bias", &[bias.len()], &bias).unwrap();
             let a_view = {
                 let v = View::rows(&at, off, a_st);
                 let v = if a_t { v.t() } else { v };
@@ -714,8 +766,8 @@ mod tests {
                 v.z(s * b_blk).s(b_blk)
             };
             for (acc, with_bias) in [(false, false), (true, true)] {
-                let c = Tensor::from_f32(&ctx, "c", &[c0.len()], &c0).unwrap();
-                let mut rec = Recorder::new(&ctx);
+                let c = Tensor::from_f32(ctx, "c", &[c0.len()], &c0).unwrap();
+                let mut rec = Recorder::new(ctx);
                 let dims = Dims {
                     m,
                     n,
@@ -727,17 +779,19 @@ mod tests {
                 let cv = View::rows(&c, 0, n).z(m * n);
                 gemm(&mut rec, dims, a_view, b_view, cv, biasv, acc, 1.0).unwrap();
                 rec.submit().unwrap();
-                let got = c.to_vec(&ctx).unwrap();
+                let got = c.to_vec(ctx).unwrap();
                 let bias_w = with_bias.then_some(&bias[..]);
                 let w = want(&a, &b, bias_w, acc.then_some(&c0[..]), m, n, k, z, s);
                 let e = rel(&got, &w);
                 assert!(
                     e < TOL,
-                    "matmul_micro case {ci} (m={m} n={n} k={k} z={z} nsum={s} a_t={a_t} b_t={b_t} \
+                    "{kernel} case {ci} (m={m} n={n} k={k} z={z} nsum={s} a_t={a_t} b_t={b_t} \
                      align={align} acc={acc}, seed {seed}): relative error {e:.3e}"
                 );
+                results.push(got);
             }
         }
+        results
     }
 
     /// Operands whose strides are not multiples of 4, large enough for the CPU drivers'

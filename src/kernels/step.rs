@@ -18,11 +18,18 @@ pub(crate) const F_BIAS: u32 = 2;
 pub(crate) const F_LENGTHS: u32 = 4;
 pub(crate) const F_DY: u32 = 8;
 
-fn shader(mode: Mode) -> Shader {
-    match mode {
-        Mode::Lstm => Shader::Lstm,
-        Mode::Gru => Shader::Gru,
-        Mode::RnnTanh | Mode::RnnRelu => Shader::Elman,
+/// Smallest batch the subgroup step blocks take (see [`StepDims::subgroup`]): their rows.
+const SUBGROUP_MIN_BATCH: usize = 16;
+
+/// The cell's module; with `subgroup`, the one that adds recurrent_cpu_subgroup.wgsl.
+fn shader(mode: Mode, subgroup: bool) -> Shader {
+    match (mode, subgroup) {
+        (Mode::Lstm, false) => Shader::Lstm,
+        (Mode::Gru, false) => Shader::Gru,
+        (Mode::RnnTanh | Mode::RnnRelu, false) => Shader::Elman,
+        (Mode::Lstm, true) => Shader::LstmSubgroup,
+        (Mode::Gru, true) => Shader::GruSubgroup,
+        (Mode::RnnTanh | Mode::RnnRelu, true) => Shader::ElmanSubgroup,
     }
 }
 
@@ -121,8 +128,10 @@ impl StepDims {
             KernelVariant::Tiled if self.gemv(ctx, 1) => Impl::Gemv,
             KernelVariant::Tiled => Impl::Tiled,
         };
+        let subgroup = imp == Impl::Block && self.subgroup(ctx);
         let entry = match (wave, imp) {
             (false, Impl::Simple) => "step_forward",
+            (_, Impl::Block) if subgroup => "step_forward_subgroup",
             (_, Impl::Block) if self.batch >= 8 => "step_forward_block",
             (_, Impl::Block) => "step_forward_block_narrow",
             (false, Impl::Tiled) => "step_forward_tiled",
@@ -134,9 +143,11 @@ impl StepDims {
         let (consts, g) = match imp {
             Impl::Simple => (self.fwd_constants(), self.groups()),
             Impl::Block => {
-                // Rows, units and invocations per workgroup of the wide and narrow blocks
-                // (scripts/gen_recurrent_cpu.py).
-                let (rows, units, wg) = if self.batch >= 8 {
+                // Rows, units and invocations per workgroup of the subgroup, wide and narrow
+                // blocks (scripts/gen_recurrent_cpu.py).
+                let (rows, units, wg) = if subgroup {
+                    (16, 4, 8)
+                } else if self.batch >= 8 {
                     (8, 8, 16)
                 } else {
                     (1, 8, 8)
@@ -266,6 +277,16 @@ impl StepDims {
             && ctx.cpu_blocks()
             && self.hidden % 4 == 0
             && !self.f16
+    }
+
+    /// Whether a blocked layer runs the subgroup blocks (`recurrent_cpu_subgroup.wgsl`, 16
+    /// rows per workgroup): subgroups of 8 lanes, and a batch that fills the 16 rows (at
+    /// B = 8 the half-empty blocks measured slower than the wide ones on lavapipe).
+    fn subgroup(&self, ctx: &crate::context::Context) -> bool {
+        self.block(ctx)
+            && ctx.cpu_subgroups()
+            && ctx.has_cpu_subgroups()
+            && self.batch >= SUBGROUP_MIN_BATCH
     }
 
     /// Whether the matrix-vector kernels (`units` hidden units per workgroup) take this layer:
@@ -446,7 +467,7 @@ fn dispatch_forward(
     groups: [u32; 3],
 ) -> Result<()> {
     let spec = KernelSpec {
-        shader: shader(dims.mode),
+        shader: shader(dims.mode, entry.ends_with("_subgroup")),
         entry,
         bindings: FORWARD_BINDINGS,
     };
@@ -534,9 +555,11 @@ pub(crate) fn step_backward(
         ),
         Some((c, g)) => ("step_backward_tiled", c, g),
         None if dims.block(rec.ctx()) => {
-            // Rows, units and invocations per workgroup of the wide and narrow blocks
-            // (scripts/gen_recurrent_cpu.py).
-            let (entry, rows, units, wg) = if dims.batch >= 8 {
+            // Rows, units and invocations per workgroup of the subgroup, wide and narrow
+            // blocks (scripts/gen_recurrent_cpu.py).
+            let (entry, rows, units, wg) = if dims.subgroup(rec.ctx()) {
+                ("step_backward_subgroup", 16, 8, 8)
+            } else if dims.batch >= 8 {
                 ("step_backward_block", 8, 16, 8)
             } else {
                 ("step_backward_block_narrow", 1, 16, 8)
@@ -551,7 +574,7 @@ pub(crate) fn step_backward(
         None => ("step_backward", constants(dims.mode), dims.groups()),
     };
     let spec = KernelSpec {
-        shader: shader(dims.mode),
+        shader: shader(dims.mode, entry.ends_with("_subgroup")),
         entry,
         bindings: BACKWARD_BINDINGS,
     };
@@ -614,7 +637,7 @@ fn split_step_backward(
     let mut params = dims.params(k, h0_off);
     params[7] = splits as u32;
     let spec = KernelSpec {
-        shader: shader(dims.mode),
+        shader: shader(dims.mode, false),
         entry: "step_backward_cell_split",
         bindings: BACKWARD_BINDINGS,
     };

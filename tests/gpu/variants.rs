@@ -99,7 +99,9 @@ fn simple_kernels_match_reference() {
 
 /// Shapes that select the register-blocked CPU kernels (hidden sizes that are multiples of 4,
 /// with and without a full second vec4 of units in the backward's 8-unit blocks; batches below,
-/// at and past the 4- and 8-row blocks; inputs aligned for vec4 GEMM loads and not).
+/// at and past the 4- and 8-row blocks; inputs aligned for vec4 GEMM loads and not); from
+/// B = 16 on, the subgroup blocks where the adapter has them (16 rows; units past H in the
+/// 32- and 64-unit workgroups; a partial last row block).
 fn cpu_block_cases() -> Vec<Case> {
     let shapes = [
         (1, 8, 4),
@@ -107,6 +109,9 @@ fn cpu_block_cases() -> Vec<Case> {
         (9, 7, 20),
         (11, 16, 36),
         (8, 64, 64),
+        (16, 8, 36),
+        (23, 20, 68),
+        (33, 4, 128),
     ];
     MODES
         .iter()

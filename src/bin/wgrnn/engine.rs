@@ -453,7 +453,7 @@ pub fn cmd_tune(a: TuneArgs) -> Result<ExitCode, Error> {
         let t = &o.tuned;
         let c = &t.config;
         println!(
-            "{:<16} {:<28} {:>12.3} {:>12.3} {:>8.3}  gemm_micro={} step_split={} wavefront={} narrow_batch={} persistent={} cpu_blocks={} target_workgroups={}",
+            "{:<16} {:<28} {:>12.3} {:>12.3} {:>8.3}  gemm_micro={} step_split={} wavefront={} narrow_batch={} persistent={} cpu_blocks={} cpu_subgroups={} target_workgroups={}",
             o.class,
             t.shapes.join(","),
             t.baseline_ms,
@@ -465,6 +465,7 @@ pub fn cmd_tune(a: TuneArgs) -> Result<ExitCode, Error> {
             c.narrow_batch,
             format!("{:?}", c.persistent).to_lowercase(),
             c.cpu_blocks,
+            c.cpu_subgroups,
             c.target_workgroups
         );
     }
