@@ -153,6 +153,84 @@ fn cpu_block_kernels_match_reference() {
     }
 }
 
+/// The subgroup step blocks and GEMM (CPU drivers with 8-lane subgroups) give the blocks'
+/// results bit for bit (the same sums in the same order): inference forward, training forward
+/// and backward with every gradient, on shapes that select them (B >= 16, a partial row block,
+/// units past H).
+#[test]
+fn subgroup_blocks_match_the_blocks_bit_for_bit() {
+    static CTX: OnceLock<Context> = OnceLock::new();
+    let Some(ctx) = schedule_ctx(&CTX, KernelVariant::Simple, |c| {
+        c.set_cpu_blocks(true);
+        c.set_wavefront(false);
+    }) else {
+        return;
+    };
+    if !ctx.has_cpu_subgroups() {
+        // lavapipe (CI's adapter) has them at its default width: there the kernels must be
+        // tested.
+        assert!(
+            !ctx.adapter_name().contains("llvmpipe")
+                || std::env::var_os("LP_NATIVE_VECTOR_WIDTH").is_some(),
+            "llvmpipe without 8-lane subgroups"
+        );
+        return;
+    }
+    for (i, mode) in MODES.into_iter().enumerate() {
+        let c = Case {
+            mode,
+            layers: 2,
+            bidir: i % 2 == 0,
+            ragged: true,
+            init: true,
+            seq: 4,
+            batch: 33,
+            input: 20,
+            hidden: 68,
+            bias: true,
+        };
+        let seed = 9100 + i as u64;
+        let f = Fixture::new(ctx, &c, seed, 0.0);
+        let (t, b, nd, h) = (c.seq, c.batch, f.cfg.dirs(), c.hidden);
+        let dy = crate::common::uniform(seed + 4, t * b * nd * h, -1.0, 1.0);
+        let dyt = Tensor::from_f32(ctx, "dy", &[t, b, nd * h], &dy).unwrap();
+        let run = |on: bool| -> Vec<(String, Vec<f32>)> {
+            ctx.set_cpu_subgroups(on);
+            let out = f.rnn.forward(ctx, &f.xt, &f.inputs(0)).unwrap();
+            let (_, st) = f.rnn.forward_train(ctx, &f.xt, &f.inputs(0)).unwrap();
+            let up = wgrnn::Upstream {
+                output: Some(&dyt),
+                h_n: None,
+                c_n: None,
+            };
+            let g = f.rnn.backward(ctx, &st, &up, None).unwrap();
+            let mut v = vec![
+                ("output".to_string(), out.output.to_vec(ctx).unwrap()),
+                ("grad_input".to_string(), g.input.to_vec(ctx).unwrap()),
+                ("grad_h0".to_string(), g.h0.to_vec(ctx).unwrap()),
+            ];
+            for p in g.param_views(&f.cfg) {
+                let data = p.to_host(ctx).unwrap().data;
+                v.push((format!("grad.{}", p.name), data));
+            }
+            v
+        };
+        let (with, without) = (run(true), run(false));
+        for ((name, a), (_, b)) in with.iter().zip(&without) {
+            let first = a
+                .iter()
+                .zip(b)
+                .position(|(x, y)| x.to_bits() != y.to_bits());
+            assert!(
+                first.is_none(),
+                "{} seed {seed}: {name} differs at {first:?} with and without subgroups",
+                c.label(ctx)
+            );
+        }
+    }
+    ctx.set_cpu_subgroups(true);
+}
+
 /// Split-K GEMMs: the weight gradients of a small layer over many timesteps (C is a few tiles,
 /// K = T*B is long), on a context that wants 64 workgroups, so the tiled GEMM splits K and
 /// matmul_reduce sums the partials.
