@@ -693,8 +693,8 @@ impl Context {
     }
 
     /// Whether the simple variant's register-blocked kernels share operand loads across a
-    /// subgroup (`matmul_subgroup`: on llvmpipe a storage load costs one lane at a time, a
-    /// subgroup broadcast a register shuffle). Used only where [`Self::has_cpu_subgroups`];
+    /// subgroup (`matmul_subgroup` and the `*_subgroup` step blocks: on llvmpipe a storage
+    /// load costs one lane at a time, a subgroup broadcast a register shuffle). Used only where [`Self::has_cpu_subgroups`];
     /// on unless `WGRNN_CPU_SUBGROUPS=0`.
     pub fn cpu_subgroups(&self) -> bool {
         self.cpu_subgroups
