@@ -29,6 +29,29 @@ def fma_block(a, b):
             out.append(f"  c{r}_{h} = {e};")
     return "\n".join(out)
 
+def b_loads(H):
+    """b{q}_{h}: B at depth k + q, columns n0 + 4h..4h+3 (h < H), read along n or (B_KCONTIG)
+    along k and transposed."""
+    L = []
+    for q in range(4):
+        for h in range(H):
+            L.append(f"  var b{q}_{h}: vec4<f32>;")
+    L.append("  if (B_KCONTIG) {")
+    for c in range(4 * H):
+        L.append(f"    let bt{c} = bv[(bb + min(n0 + {c}u, p.n - 1u) * p.b_cs + k) >> 2u];")
+    for q in range(4):
+        for h in range(H):
+            L.append(f"    b{q}_{h} = vec4<f32>(bt{4*h}.{Q[q]}, bt{4*h+1}.{Q[q]}, bt{4*h+2}.{Q[q]}, bt{4*h+3}.{Q[q]});")
+    L.append("  } else {")
+    # As for A along m: clamped to the vec4 holding column N - 1; a clamped group's columns
+    # n0 + 4h.. are all >= N, which store4 never writes.
+    L.append("    let bn_last = (p.n - 1u) & ~3u;")
+    for q in range(4):
+        for h in range(H):
+            L.append(f"    b{q}_{h} = bv[(bb + kq.{Q[q]} * p.b_rs + min(n0 + {4*h}u, bn_last)) >> 2u];")
+    L.append("  }")
+    return L
+
 def vec4_kernel():
     L = []
     L.append("// ---------------------------------------------------------------------------------------------")
@@ -61,23 +84,7 @@ def vec4_kernel():
         L.append(f"    a{r} = av[(ba + min(m0 + {r}u, p.m - 1u) * p.a_rs + k) >> 2u];")
     L.append("  }")
     # B loads
-    for q in range(4):
-        for h in range(H):
-            L.append(f"  var b{q}_{h}: vec4<f32>;")
-    L.append("  if (B_KCONTIG) {")
-    for c in range(4 * H):
-        L.append(f"    let bt{c} = bv[(bb + min(n0 + {c}u, p.n - 1u) * p.b_cs + k) >> 2u];")
-    for q in range(4):
-        for h in range(H):
-            L.append(f"    b{q}_{h} = vec4<f32>(bt{4*h}.{Q[q]}, bt{4*h+1}.{Q[q]}, bt{4*h+2}.{Q[q]}, bt{4*h+3}.{Q[q]});")
-    L.append("  } else {")
-    # As for A along m: clamped to the vec4 holding column N - 1; a clamped group's columns
-    # n0 + 4h.. are all >= N, which store4 never writes.
-    L.append("    let bn_last = (p.n - 1u) & ~3u;")
-    for q in range(4):
-        for h in range(H):
-            L.append(f"    b{q}_{h} = bv[(bb + kq.{Q[q]} * p.b_rs + min(n0 + {4*h}u, bn_last)) >> 2u];")
-    L.append("  }")
+    L += b_loads(H)
     # masks: zero depth components past K in both operands (0 * garbage could be NaN)
     L.append("  let z4 = vec4<f32>(0.0);")
     for r in range(R):
@@ -258,21 +265,7 @@ def subgroup_kernel():
     for i in range(RL):
         L.append(f"    al{i} = select(z4, av[(ba + min(m0 + j * {RL}u + {i}u, p.m - 1u) * p.a_rs + k) >> 2u], kv);")
     L.append("  }")
-    for q in range(4):
-        for h in range(SH):
-            L.append(f"  var b{q}_{h}: vec4<f32>;")
-    L.append("  if (B_KCONTIG) {")
-    for c in range(4 * SH):
-        L.append(f"    let bt{c} = bv[(bb + min(n0 + {c}u, p.n - 1u) * p.b_cs + k) >> 2u];")
-    for q in range(4):
-        for h in range(SH):
-            L.append(f"    b{q}_{h} = vec4<f32>(bt{4*h}.{Q[q]}, bt{4*h+1}.{Q[q]}, bt{4*h+2}.{Q[q]}, bt{4*h+3}.{Q[q]});")
-    L.append("  } else {")
-    L.append("    let bn_last = (p.n - 1u) & ~3u;")
-    for q in range(4):
-        for h in range(SH):
-            L.append(f"    b{q}_{h} = bv[(bb + kq.{Q[q]} * p.b_rs + min(n0 + {4*h}u, bn_last)) >> 2u];")
-    L.append("  }")
+    L += b_loads(SH)
     for q in range(4):
         for h in range(SH):
             L.append(f"  b{q}_{h} = select(z4, b{q}_{h}, kv.{Q[q]});")

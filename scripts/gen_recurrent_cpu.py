@@ -25,6 +25,54 @@ FORWARD = [("step_forward_block", 8, 2, 16), ("step_forward_block_narrow", 1, 2,
 # module conformance pass (WGRNN_SHADER_CHECKS=1) 5x slower on lavapipe (docs/PERFORMANCE.md).
 BACKWARD = [("step_backward_block", 8, 4, 8), ("step_backward_block_narrow", 1, 4, 8)]
 
+def forward_weights(U):
+    """Depth k's W_hh^T vec4s of the invocation's U vec4 units, every gate (wr: the depth row)."""
+    L = []
+    for u in range(U):
+        L.append(f"    let w{u}_0 = wt4[wr + u{u}];")
+        L.append(f"    var w{u}_1 = vec4<f32>(0.0); var w{u}_2 = vec4<f32>(0.0); var w{u}_3 = vec4<f32>(0.0);")
+        L.append(f"    if (G > 1u) {{ w{u}_1 = wt4[wr + hv + u{u}]; w{u}_2 = wt4[wr + 2u * hv + u{u}]; }}")
+        L.append(f"    if (G > 3u) {{ w{u}_3 = wt4[wr + 3u * hv + u{u}]; }}")
+    return L
+
+def forward_fma(entry, r, U):
+    """Row r's accumulators += x{r} times the weights of forward_weights."""
+    L = []
+    for u in range(U):
+        a = lambda g: f"{entry}_f{r}_{u}_{g}"
+        L.append(f"    {a(0)} = fma(x{r}, w{u}_0, {a(0)});")
+        L.append(f"    if (G > 1u) {{ {a(1)} = fma(x{r}, w{u}_1, {a(1)}); {a(2)} = fma(x{r}, w{u}_2, {a(2)}); }}")
+        L.append(f"    if (G > 3u) {{ {a(3)} = fma(x{r}, w{u}_3, {a(3)}); }}")
+    return L
+
+def forward_stores(entry, R, U, guard_first):
+    """finish_forward for every row below B and unit below H (the first vec4 of units is
+    checked only with guard_first: kernels that return early for j0 >= H need not)."""
+    L = []
+    for r in range(R):
+        L.append(f"  if (b0 + {r}u < B) {{")
+        for u in range(U):
+            for c in range(4):
+                unit = 4*u + c
+                args = ", ".join(f"{entry}_f{r}_{u}_{g}.{Q[c]}" for g in range(4))
+                cond = "" if unit < 4 and not guard_first else f"if (j0 + {unit}u < H) "
+                L.append(f"    {cond}{{ finish_forward(d, t, s, b0 + {r}u, j0 + {unit}u, array<f32, 4>({args})); }}")
+        L.append("  }")
+    return L
+
+def backward_stores(entry, R, U, guard_first):
+    """finish_backward for every row below B and unit below H (as forward_stores)."""
+    L = []
+    for r in range(R):
+        L.append(f"  if (b0 + {r}u < B) {{")
+        for u in range(U):
+            for c in range(4):
+                unit = 4*u + c
+                cond = "" if unit < 4 and not guard_first else f"if (j0 + {unit}u < H) "
+                L.append(f"    {cond}{{ finish_backward(d, b0 + {r}u, j0 + {unit}u, {entry}_e{r}_{u}.{Q[c]}); }}")
+        L.append("  }")
+    return L
+
 def forward(entry, R, U, WG):
     L = []
     L.append("// ---------------------------------------------------------------------------------------------")
@@ -61,29 +109,13 @@ def forward(entry, R, U, WG):
         L.append(f"  let u{u} = min((j0 >> 2u) + {u}u, hv - 1u);   // past H: a valid column, never stored")
     L.append("  for (var k = 0u; k < H; k++) {")
     L.append("    let wr = w0 + k * wk;")
-    for u in range(U):
-        L.append(f"    let w{u}_0 = wt4[wr + u{u}];")
-        L.append(f"    var w{u}_1 = vec4<f32>(0.0); var w{u}_2 = vec4<f32>(0.0); var w{u}_3 = vec4<f32>(0.0);")
-        L.append(f"    if (G > 1u) {{ w{u}_1 = wt4[wr + hv + u{u}]; w{u}_2 = wt4[wr + 2u * hv + u{u}]; }}")
-        L.append(f"    if (G > 3u) {{ w{u}_3 = wt4[wr + 3u * hv + u{u}]; }}")
+    L += forward_weights(U)
     for r in range(R):
         L.append(f"    let x{r} = vec4<f32>(hs[h{r} + k]);")
     for r in range(R):
-        for u in range(U):
-            a = lambda g: f"{entry}_f{r}_{u}_{g}"
-            L.append(f"    {a(0)} = fma(x{r}, w{u}_0, {a(0)});")
-            L.append(f"    if (G > 1u) {{ {a(1)} = fma(x{r}, w{u}_1, {a(1)}); {a(2)} = fma(x{r}, w{u}_2, {a(2)}); }}")
-            L.append(f"    if (G > 3u) {{ {a(3)} = fma(x{r}, w{u}_3, {a(3)}); }}")
+        L += forward_fma(entry, r, U)
     L.append("  }")
-    for r in range(R):
-        L.append(f"  if (b0 + {r}u < B) {{")
-        for u in range(U):
-            for c in range(4):
-                unit = 4*u + c
-                args = ", ".join(f"{entry}_f{r}_{u}_{g}.{Q[c]}" for g in range(4))
-                cond = "" if unit < 4 else f"if (j0 + {unit}u < H) "
-                L.append(f"    {cond}{{ finish_forward(d, t, s, b0 + {r}u, j0 + {unit}u, array<f32, 4>({args})); }}")
-        L.append("  }")
+    L += forward_stores(entry, R, U, guard_first=False)
     L.append("}")
     return "\n".join(L)
 
@@ -130,14 +162,7 @@ def backward(entry, R, U, WG):
         L.append("      " + " ".join(f"{entry}_e{r}_{u} = fma(x{r}, w{u}, {entry}_e{r}_{u});" for u in range(U)))
     L.append("    }")
     L.append("  }")
-    for r in range(R):
-        L.append(f"  if (b0 + {r}u < B) {{")
-        for u in range(U):
-            for c in range(4):
-                unit = 4*u + c
-                cond = "" if unit < 4 else f"if (j0 + {unit}u < H) "
-                L.append(f"    {cond}{{ finish_backward(d, b0 + {r}u, j0 + {unit}u, {entry}_e{r}_{u}.{Q[c]}); }}")
-        L.append("  }")
+    L += backward_stores(entry, R, U, guard_first=False)
     L.append("}")
     return "\n".join(L)
 
@@ -186,29 +211,14 @@ def forward_subgroup(entry, R, U):
         L.append(f"  let u{u} = min((j0 >> 2u) + {u}u, hv - 1u);")
     L.append("  for (var k = 0u; k < H; k++) {")
     L.append("    let wr = w0 + k * wk;")
-    for u in range(U):
-        L.append(f"    let w{u}_0 = wt4[wr + u{u}];")
-        L.append(f"    var w{u}_1 = vec4<f32>(0.0); var w{u}_2 = vec4<f32>(0.0); var w{u}_3 = vec4<f32>(0.0);")
-        L.append(f"    if (G > 1u) {{ w{u}_1 = wt4[wr + hv + u{u}]; w{u}_2 = wt4[wr + 2u * hv + u{u}]; }}")
-        L.append(f"    if (G > 3u) {{ w{u}_3 = wt4[wr + 3u * hv + u{u}]; }}")
+    L += forward_weights(U)
     for i in range(RL):
         L.append(f"    let hl{i} = hs[h{i} + k];")
     for r in range(R):
         L.append(f"    let x{r} = vec4<f32>(subgroupBroadcast(hl{r % RL}, {r // RL}u));")
-        for u in range(U):
-            a = lambda g: f"{entry}_f{r}_{u}_{g}"
-            L.append(f"    {a(0)} = fma(x{r}, w{u}_0, {a(0)});")
-            L.append(f"    if (G > 1u) {{ {a(1)} = fma(x{r}, w{u}_1, {a(1)}); {a(2)} = fma(x{r}, w{u}_2, {a(2)}); }}")
-            L.append(f"    if (G > 3u) {{ {a(3)} = fma(x{r}, w{u}_3, {a(3)}); }}")
+        L += forward_fma(entry, r, U)
     L.append("  }")
-    for r in range(R):
-        L.append(f"  if (b0 + {r}u < B) {{")
-        for u in range(U):
-            for c in range(4):
-                unit = 4*u + c
-                args = ", ".join(f"{entry}_f{r}_{u}_{g}.{Q[c]}" for g in range(4))
-                L.append(f"    if (j0 + {unit}u < H) {{ finish_forward(d, t, s, b0 + {r}u, j0 + {unit}u, array<f32, 4>({args})); }}")
-        L.append("  }")
+    L += forward_stores(entry, R, U, guard_first=True)
     L.append("}")
     return "\n".join(L)
 
@@ -256,13 +266,7 @@ def backward_subgroup(entry, R, U):
         L.append("      " + " ".join(f"{entry}_e{r}_{u} = fma(x{r}, w{u}, {entry}_e{r}_{u});" for u in range(U)))
     L.append("    }")
     L.append("  }")
-    for r in range(R):
-        L.append(f"  if (b0 + {r}u < B) {{")
-        for u in range(U):
-            for c in range(4):
-                unit = 4*u + c
-                L.append(f"    if (j0 + {unit}u < H) {{ finish_backward(d, b0 + {r}u, j0 + {unit}u, {entry}_e{r}_{u}.{Q[c]}); }}")
-        L.append("  }")
+    L += backward_stores(entry, R, U, guard_first=True)
     L.append("}")
     return "\n".join(L)
 
