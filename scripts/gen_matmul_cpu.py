@@ -18,14 +18,19 @@ Q = "xyzw"
 def acc_names():
     return [f"c{r}_{h}" for r in range(R) for h in range(H)]
 
+def fma4(acc, a, b):
+    """acc + the 4-deep product: fma(a(q), b(q), ..) nested over q in 0..4, a(q) scalar, b(q) vec4."""
+    e = acc
+    for q in range(4):
+        e = f"fma(vec4<f32>({a(q)}), {b(q)}, {e})"
+    return e
+
 def fma_block(a, b):
     """FMA code: c{r}_{h} += a(r, q) * b(q, h) for q in 0..4; a(r,q) scalar, b(q,h) vec4."""
     out = []
     for r in range(R):
         for h in range(H):
-            e = f"c{r}_{h}"
-            for q in range(4):
-                e = f"fma(vec4<f32>({a(r, q)}), {b(q, h)}, {e})"
+            e = fma4(f"c{r}_{h}", lambda q: a(r, q), lambda q: b(q, h))
             out.append(f"  c{r}_{h} = {e};")
     return "\n".join(out)
 
@@ -50,6 +55,26 @@ def b_loads(H):
         for h in range(H):
             L.append(f"    b{q}_{h} = bv[(bb + kq.{Q[q]} * p.b_rs + min(n0 + {4*h}u, bn_last)) >> 2u];")
     L.append("  }")
+    return L
+
+def depth_loop_and_stores(block, acc, R, H):
+    """A GEMM kernel's body after zeroing: `block` (a call with {k} and {kv} to fill in) over the
+    summed batches and the 4-deep K steps, the K tail masked, then the stores of the R x H vec4
+    accumulators acc{r}_{h} for the rows below M."""
+    L = []
+    L.append("  let all4 = vec4<bool>(true);")
+    L.append("  let kt = p.k & 3u;")
+    L.append("  for (var i = 0u; i < p.nsum; i++) {")
+    L.append("    let ba = p.a_off + z * p.a_zs + i * p.a_ss;")
+    L.append("    let bb = p.b_off + z * p.b_zs + i * p.b_ss;")
+    call = block.format(k="k", kv="all4")
+    L.append(f"    for (var k = 0u; k + 4u <= p.k; k += 4u) {{ {call}; }}")
+    call = block.format(k="p.k - kt", kv="vec4<bool>(true, kt > 1u, kt > 2u, false)")
+    L.append(f"    if (kt != 0u) {{ {call}; }}")
+    L.append("  }")
+    for r in range(R):
+        stores = " ".join(f"store4(z, m0 + {r}u, n0 + {4*h}u, {acc}{r}_{h});" for h in range(H))
+        L.append(f"  if (m0 + {r}u < p.m) {{ {stores} }}")
     return L
 
 def vec4_kernel():
@@ -102,17 +127,7 @@ def vec4_kernel():
     L.append(f"  let n0 = gid.x * {4*H}u;")
     L.append("  if (m0 >= p.m || n0 >= p.n) { return; }")
     L.append("  zero_acc();")
-    L.append("  let all4 = vec4<bool>(true);")
-    L.append("  let kt = p.k & 3u;")
-    L.append("  for (var i = 0u; i < p.nsum; i++) {")
-    L.append("    let ba = p.a_off + z * p.a_zs + i * p.a_ss;")
-    L.append("    let bb = p.b_off + z * p.b_zs + i * p.b_ss;")
-    L.append("    for (var k = 0u; k + 4u <= p.k; k += 4u) { vec4_block(ba, bb, k, m0, n0, all4); }")
-    L.append("    if (kt != 0u) { vec4_block(ba, bb, p.k - kt, m0, n0, vec4<bool>(true, kt > 1u, kt > 2u, false)); }")
-    L.append("  }")
-    for r in range(R):
-        stores = " ".join(f"store4(z, m0 + {r}u, n0 + {4*h}u, c{r}_{h});" for h in range(H))
-        L.append(f"  if (m0 + {r}u < p.m) {{ {stores} }}")
+    L += depth_loop_and_stores("vec4_block(ba, bb, {k}, m0, n0, {kv})", "c", R, H)
     L.append("}")
     L.append("")
     L.append("// C[z, m, n..n+3] (+)= alpha * v (+ bias); columns past N keep their value.")
@@ -293,17 +308,7 @@ def subgroup_kernel():
     L.append(f"  let n0 = wg.x * {32 * SH}u + j * {4 * SH}u;")
     for r in range(SR):
         L.append("  " + " ".join(f"s{r}_{h} = vec4<f32>(0.0);" for h in range(SH)))
-    L.append("  let all4 = vec4<bool>(true);")
-    L.append("  let kt = p.k & 3u;")
-    L.append("  for (var i = 0u; i < p.nsum; i++) {")
-    L.append("    let ba = p.a_off + z * p.a_zs + i * p.a_ss;")
-    L.append("    let bb = p.b_off + z * p.b_zs + i * p.b_ss;")
-    L.append("    for (var k = 0u; k + 4u <= p.k; k += 4u) { subgroup_block(ba, bb, k, m0, n0, j, all4); }")
-    L.append("    if (kt != 0u) { subgroup_block(ba, bb, p.k - kt, m0, n0, j, vec4<bool>(true, kt > 1u, kt > 2u, false)); }")
-    L.append("  }")
-    for r in range(SR):
-        stores = " ".join(f"store4(z, m0 + {r}u, n0 + {4*h}u, s{r}_{h});" for h in range(SH))
-        L.append(f"  if (m0 + {r}u < p.m) {{ {stores} }}")
+    L += depth_loop_and_stores("subgroup_block(ba, bb, {k}, m0, n0, j, {kv})", "s", SR, SH)
     L.append("}")
     return L
 
@@ -311,9 +316,7 @@ def subgroup_fma(r, a):
     """Row r of the block += a (a vec4 over depths k..k+3) times the B block."""
     out = []
     for h in range(SH):
-        e = f"s{r}_{h}"
-        for q in range(4):
-            e = f"fma(vec4<f32>({a}.{Q[q]}), b{q}_{h}, {e})"
+        e = fma4(f"s{r}_{h}", lambda q: f"{a}.{Q[q]}", lambda q: f"b{q}_{h}")
         out.append(f"s{r}_{h} = {e};")
     return " ".join(out)
 

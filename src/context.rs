@@ -279,6 +279,16 @@ impl std::fmt::Debug for Context {
     }
 }
 
+/// An on/off environment switch: `Some(false)` for 0/off/false, `Some(true)` for 1/on/true,
+/// `None` when unset or anything else (the caller's default).
+fn env_switch(name: &str) -> Option<bool> {
+    match std::env::var(name).as_deref() {
+        Ok("0" | "off" | "false") => Some(false),
+        Ok("1" | "on" | "true") => Some(true),
+        _ => None,
+    }
+}
+
 fn device_rank(t: wgpu::DeviceType) -> u32 {
     match t {
         wgpu::DeviceType::DiscreteGpu => 0,
@@ -430,11 +440,8 @@ impl Context {
         // Measured on lavapipe: the input product inside the step runs at the step kernel's
         // rate, about half the GEMM's, and a CPU driver gains nothing from fewer dispatches
         // (docs/PERFORMANCE.md); GPUs gain dispatches and workgroups per dispatch.
-        let wavefront = match std::env::var("WGRNN_WAVEFRONT").as_deref() {
-            Ok("0" | "off" | "false") => false,
-            Ok("1" | "on" | "true") => true,
-            _ => info.device_type != wgpu::DeviceType::Cpu,
-        };
+        let wavefront =
+            env_switch("WGRNN_WAVEFRONT").unwrap_or(info.device_type != wgpu::DeviceType::Cpu);
         let persistent = match std::env::var("WGRNN_PERSISTENT").as_deref() {
             Ok("always") => Persistent::Always,
             Ok("never") => Persistent::Never,
@@ -449,26 +456,17 @@ impl Context {
             .min(4);
         // Simple variant: register-blocked GEMM and step kernels (matmul_cpu.wgsl,
         // recurrent_cpu.wgsl) where the shapes allow; `WGRNN_CPU_BLOCKS=0` keeps the plain ones.
-        let cpu_blocks = !matches!(
-            std::env::var("WGRNN_CPU_BLOCKS").as_deref(),
-            Ok("0" | "off" | "false")
-        );
+        let cpu_blocks = env_switch("WGRNN_CPU_BLOCKS").unwrap_or(true);
         // Simple variant: kernels that share loads across a subgroup (matmul_cpu_subgroup.wgsl)
         // where the adapter's subgroups hold 8 lanes; `WGRNN_CPU_SUBGROUPS=0` keeps the others.
-        let cpu_subgroups = !matches!(
-            std::env::var("WGRNN_CPU_SUBGROUPS").as_deref(),
-            Ok("0" | "off" | "false")
-        );
+        let cpu_subgroups = env_switch("WGRNN_CPU_SUBGROUPS").unwrap_or(true);
         let target = match info.device_type {
             wgpu::DeviceType::DiscreteGpu => 132,
             _ => 16,
         };
         // Trusted modules (no injected index clamps, loop counters or division guards) unless
         // `WGRNN_SHADER_CHECKS=1`: see `shaders::create`.
-        let shader_checks = matches!(
-            std::env::var("WGRNN_SHADER_CHECKS").as_deref(),
-            Ok("1" | "on" | "true")
-        );
+        let shader_checks = env_switch("WGRNN_SHADER_CHECKS").unwrap_or(false);
         // The register-tiled GEMM of matmul.wgsl (`matmul_micro`) for large products on the
         // tiled variant: off until measured on an adapter (`wgrnn tune`), `WGRNN_GEMM=micro`.
         let gemm_micro = matches!(std::env::var("WGRNN_GEMM").as_deref(), Ok("micro"));
