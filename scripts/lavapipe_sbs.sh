@@ -5,13 +5,25 @@
 #
 #   bash scripts/lavapipe_sbs.sh OLD_BINARY NEW_BINARY [PAIRS]
 #
-# An old binary without `train-lm` prints nothing for it.
+# An old binary without `train-lm` prints nothing for it. Each binary first runs every command
+# once untimed: llvmpipe compiles a pipeline's kernel with LLVM the first time it runs on a
+# machine (then from Mesa's shader cache, ~/.cache/mesa_shader_cache), and the large
+# register-blocked kernels take seconds to compile, which would otherwise land in the first
+# pair's figures (`train-lm` counts its first step in chars/s).
 set -u
 old=${1:?old binary} new=${2:?new binary} pairs=${3:-2}
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp/xdg-$UID} WGRNN_TUNE_CACHE=off
 mkdir -p "$XDG_RUNTIME_DIR"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
+for b in old new; do
+  bin=${!b}
+  "$bin" bench --reps 1 --warmup 0 >/dev/null 2>&1
+  "$bin" bench --reps 1 --warmup 0 --pass train >/dev/null 2>&1
+  rm -rf "$out/lm"
+  "$bin" train-lm --steps 2 --out "$out/lm" >/dev/null 2>&1
+  "$bin" info >/dev/null 2>&1
+done
 for i in $(seq "$pairs"); do
   for b in old new; do
     bin=${!b}

@@ -271,6 +271,60 @@ pub struct Context {
     cpu_blocks: std::sync::atomic::AtomicBool,
     cpu_subgroups: std::sync::atomic::AtomicBool,
     persistent: Mutex<Persistent>,
+    /// Per-kernel GPU time while profiling (`WGRNN_PROFILE=1`, [`Context::set_profile`]):
+    /// entry point -> (dispatches, milliseconds).
+    pub(crate) profile: Mutex<Option<HashMap<&'static str, (u64, f64)>>>,
+}
+
+impl Context {
+    /// Starts (with an empty table) or stops per-kernel profiling: while on, every dispatch
+    /// runs in its own pass between two timestamps and each submission waits for its times, so
+    /// the work runs slower. Returns false (and stays off) when the adapter has no timestamp
+    /// queries. `WGRNN_PROFILE=1` turns it on at creation.
+    pub fn set_profile(&self, on: bool) -> bool {
+        let ok = on && self.features.contains(wgpu::Features::TIMESTAMP_QUERY);
+        *self.profile.lock().unwrap_or_else(|p| p.into_inner()) = ok.then(HashMap::new);
+        ok
+    }
+
+    /// Whether dispatches are being profiled ([`Context::set_profile`]).
+    pub(crate) fn profiling(&self) -> bool {
+        self.profile
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    /// Per-kernel GPU time so far when profiling: `(entry point, dispatches, milliseconds)`,
+    /// the most expensive first; `None` when not profiling.
+    pub fn profile(&self) -> Option<Vec<(&'static str, u64, f64)>> {
+        let guard = self.profile.lock().unwrap_or_else(|p| p.into_inner());
+        let map = guard.as_ref()?;
+        let mut rows: Vec<_> = map.iter().map(|(k, &(n, ms))| (*k, n, ms)).collect();
+        rows.sort_by(|a, b| b.2.total_cmp(&a.2).then(a.0.cmp(b.0)));
+        Some(rows)
+    }
+}
+
+impl Drop for Context {
+    /// When profiling, prints the per-kernel table to stderr (how `WGRNN_PROFILE=1` reports
+    /// on any `wgrnn` command).
+    fn drop(&mut self) {
+        let Some(rows) = self.profile() else { return };
+        let total: f64 = rows.iter().map(|r| r.2).sum();
+        eprintln!("WGRNN_PROFILE: GPU time per kernel ({total:.1} ms in all)");
+        eprintln!(
+            "{:>10} {:>6} {:>10} {:>10}  kernel",
+            "ms", "%", "dispatches", "us each"
+        );
+        for (name, n, ms) in rows {
+            eprintln!(
+                "{ms:>10.1} {:>6.1} {n:>10} {:>10.1}  {name}",
+                100.0 * ms / total.max(1e-12),
+                1e3 * ms / n.max(1) as f64
+            );
+        }
+    }
 }
 
 impl std::fmt::Debug for Context {
@@ -477,6 +531,13 @@ impl Context {
             .unwrap_or(1usize)
             .clamp(1, crate::tune::MAX_STEP_SPLIT);
         let tune = Mutex::new(crate::tune::Tables::shipped(&info));
+        // Per-kernel timestamps (`WGRNN_PROFILE=1`): each dispatch in its own timed pass, the
+        // totals printed when the context is dropped. Slower (every submission waits).
+        let profile = Mutex::new(
+            (env_switch("WGRNN_PROFILE") == Some(true)
+                && features.contains(wgpu::Features::TIMESTAMP_QUERY))
+            .then(HashMap::new),
+        );
         Ok(Context {
             device,
             queue,
@@ -504,6 +565,7 @@ impl Context {
             cpu_blocks: cpu_blocks.into(),
             cpu_subgroups: cpu_subgroups.into(),
             persistent: Mutex::new(persistent),
+            profile,
         })
         .inspect(|ctx| {
             // The shipped configuration of an adapter already measured (environment first).

@@ -219,6 +219,21 @@ impl<'c> Recorder<'c> {
             if let Some(q) = &queries {
                 enc.write_timestamp(q, 0);
             }
+            // Profiling (`WGRNN_PROFILE=1`): one timed pass per dispatch.
+            let profiled: Vec<wgpu::QuerySet> = if ctx.profiling() {
+                (0..dispatches.div_ceil(PROFILE_PER_SET))
+                    .map(|_| {
+                        device.create_query_set(&wgpu::QuerySetDescriptor {
+                            label: Some("profile"),
+                            ty: wgpu::QueryType::Timestamp,
+                            count: 2 * PROFILE_PER_SET as u32,
+                        })
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let mut labels: Vec<&'static str> = Vec::new();
             let mut param_groups: HashMap<*const Pipeline, wgpu::BindGroup> = HashMap::new();
             let mut storage_groups: HashMap<
                 (*const Pipeline, Vec<*const wgpu::Buffer>),
@@ -242,9 +257,18 @@ impl<'c> Recorder<'c> {
                         i += 1;
                     }
                     Op::Dispatch { .. } => {
+                        let n = labels.len();
+                        let timed = profiled.get(n / PROFILE_PER_SET).map(|q| {
+                            let at = 2 * (n % PROFILE_PER_SET) as u32;
+                            wgpu::ComputePassTimestampWrites {
+                                query_set: q,
+                                beginning_of_pass_write_index: Some(at),
+                                end_of_pass_write_index: Some(at + 1),
+                            }
+                        });
                         let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                             label: None,
-                            timestamp_writes: None,
+                            timestamp_writes: timed,
                         });
                         while let Some(Op::Dispatch {
                             pipe,
@@ -291,6 +315,10 @@ impl<'c> Recorder<'c> {
                             pass.set_bind_group(1, &*sg, &[]);
                             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
                             i += 1;
+                            if !profiled.is_empty() {
+                                labels.push(pipe.spec.entry);
+                                break;
+                            }
                         }
                     }
                 }
@@ -313,8 +341,32 @@ impl<'c> Recorder<'c> {
                 enc.copy_buffer_to_buffer(&resolve, 0, &staging, 0, 16);
                 staging
             });
+            let profile_read: Vec<wgpu::Buffer> = profiled
+                .iter()
+                .map(|q| {
+                    let size = 16 * PROFILE_PER_SET as u64;
+                    let resolve = device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("profile"),
+                        size,
+                        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                        mapped_at_creation: false,
+                    });
+                    let read = device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("profile-read"),
+                        size,
+                        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    });
+                    enc.resolve_query_set(q, 0..2 * PROFILE_PER_SET as u32, &resolve, 0);
+                    enc.copy_buffer_to_buffer(&resolve, 0, &read, 0, size);
+                    read
+                })
+                .collect();
             ctx.queue.submit([enc.finish()]);
             ctx.counters.submitted(dispatches);
+            if !profile_read.is_empty() {
+                profile_add(ctx, &labels, &profile_read);
+            }
             staging.map(|s| (s, ctx.queue.get_timestamp_period()))
         })?;
         Ok(Submitted {
@@ -344,6 +396,30 @@ impl Submitted {
         let t: &[u64] = bytemuck::cast_slice(&bytes);
         let ticks = t[1].wrapping_sub(t[0]);
         Ok(Some(ticks as f64 * *period as f64 / 1e6))
+    }
+}
+
+/// Dispatches timed per query set when profiling (two timestamps each; wgpu allows 4096
+/// queries in a set).
+const PROFILE_PER_SET: usize = 2048;
+
+/// Waits for a profiled submission and adds each dispatch's time to the context's table.
+fn profile_add(ctx: &Context, labels: &[&'static str], reads: &[wgpu::Buffer]) {
+    let period = ctx.queue.get_timestamp_period() as f64;
+    for (chunk, buf) in labels.chunks(PROFILE_PER_SET).zip(reads) {
+        // A failed read leaves the table short; profiling never fails the submission.
+        let Ok(bytes) = map_read(ctx, buf, 0, buf.size()) else {
+            continue;
+        };
+        let t: &[u64] = bytemuck::cast_slice(&bytes);
+        let mut guard = ctx.profile.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(table) = guard.as_mut() else { return };
+        for (j, name) in chunk.iter().enumerate() {
+            let ms = t[2 * j + 1].wrapping_sub(t[2 * j]) as f64 * period / 1e6;
+            let e = table.entry(*name).or_insert((0, 0.0));
+            e.0 += 1;
+            e.1 += ms;
+        }
     }
 }
 

@@ -30,6 +30,40 @@ fn counters_count_submissions_and_readbacks() {
     assert_eq!((c.submits, c.readbacks, c.dispatches), (0, 2, 0), "{c:?}");
 }
 
+/// Profiling times every dispatch of a call: the table's counts add up to the dispatches the
+/// call made, under the kernels' entry names, and its times are finite and non-negative.
+#[test]
+fn profile_times_every_dispatch() {
+    let own = wgrnn::Context::new().unwrap();
+    let ctx = &own;
+    if !ctx.set_profile(true) {
+        eprintln!("skipped: the adapter has no timestamp queries");
+        return;
+    }
+    let rnn = Rnn::random(ctx, &RnnConfig::new(Mode::Lstm, 3, 5).layers(2), 0).unwrap();
+    let x = Tensor::from_f32(ctx, "input", &[4, 2, 3], &uniform(1, 24, -1.0, 1.0)).unwrap();
+    let before = ctx.counts();
+    rnn.forward(ctx, &x, &ForwardInputs::default()).unwrap();
+    let c = ctx.counts().since(&before);
+    let rows = ctx.profile().unwrap();
+    let timed: u64 = rows.iter().map(|r| r.1).sum();
+    assert_eq!(timed, c.dispatches, "{rows:?}");
+    assert!(
+        rows.iter().all(|r| r.2.is_finite() && r.2 >= 0.0),
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter().any(|r| r.0.starts_with("step_forward")),
+        "{rows:?}"
+    );
+    assert!(
+        rows.windows(2).all(|w| w[0].2 >= w[1].2),
+        "not sorted: {rows:?}"
+    );
+    ctx.set_profile(false);
+    assert!(ctx.profile().is_none());
+}
+
 #[test]
 fn refused_learning_rate_does_not_stay() {
     let Some(ctx) = gpu() else { return };
